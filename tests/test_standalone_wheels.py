@@ -1,0 +1,55 @@
+"""Each reusable package stands alone: built as a wheel and installed into an empty virtual environment with
+only its declared dependencies (versions pinned to uv.lock), it imports and does its job."""
+
+import pathlib
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+SMOKE = {
+    "splat-render": """
+        import torch
+        from splat_render import Cameras, Gaussians, intrinsics, render
+        g = Gaussians(means=torch.tensor([[[0.0, 0.0, 2.0]]]), quats=torch.tensor([[[1.0, 0, 0, 0]]]),
+                      scales=torch.full((1, 1, 3), 0.1), opacities=torch.tensor([[0.9]]), sh=torch.zeros(1, 1, 1, 3))
+        cams = Cameras(torch.eye(4)[None, None], intrinsics(16.0, 16.0, 7.5, 7.5)[None, None], 16, 16)
+        out = render(g, cams, background=0.0)
+        assert out.rgb.shape == (1, 1, 3, 16, 16) and abs(out.alpha.max() - 0.9) < 1e-5, out.alpha.max()
+        print("rendered", float(out.alpha.max()))
+    """,
+}
+
+
+def _run(*args: str, cwd: pathlib.Path | None = None) -> str:
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("package", sorted(SMOKE))
+def test_package_installs_and_runs_alone(package: str, tmp_path: pathlib.Path) -> None:
+    uv = shutil.which("uv")
+    assert uv is not None, "this test needs `uv` on PATH (it builds the wheel and the empty environment)"
+    _run(uv, "build", "--package", package, "--wheel", "--out-dir", str(tmp_path / "dist"), cwd=ROOT)
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text(
+        _run(uv, "export", "--package", package, "--no-hashes", "--no-emit-workspace", "--frozen",
+             "--no-header", "--no-annotate", cwd=ROOT)
+    )  # fmt: skip
+    venv = tmp_path / "venv"
+    _run(uv, "venv", "--python", sys.executable, str(venv))
+    python = venv / "bin" / "python"
+    _run(uv, "pip", "install", "--python", str(python), "--constraints", str(constraints), str(wheel))
+    installed = _run(uv, "pip", "freeze", "--python", str(python))
+    others = {"splat-render", "splat-diffusion", "splat-teachers", "splat-train", "lesson-splats"} - {package}
+    assert not any(line.split("==")[0].split(" @ ")[0] in others for line in installed.splitlines()), installed
+    out = _run(str(python), "-c", textwrap.dedent(SMOKE[package]), cwd=tmp_path)
+    assert out.strip()
