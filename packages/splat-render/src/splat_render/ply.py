@@ -85,7 +85,9 @@ def load_ply(path: str | os.PathLike, dtype: torch.dtype = torch.float32) -> Gau
 
     count = len(vertex.data)
     dc = column("f_dc_0", "f_dc_1", "f_dc_2")[:, None, :]
-    rest = column(*[f"f_rest_{i}" for i in range(len(rest_names))]).reshape(count, 3, coeffs - 1).transpose(1, 2)
+    rest = torch.zeros(count, 0, 3, dtype=dtype)
+    if rest_names:
+        rest = column(*[f"f_rest_{i}" for i in range(len(rest_names))]).reshape(count, 3, coeffs - 1).transpose(1, 2)
     return Gaussians(
         means=column("x", "y", "z")[None],
         quats=column("rot_0", "rot_1", "rot_2", "rot_3")[None],

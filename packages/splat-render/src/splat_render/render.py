@@ -91,7 +91,7 @@ def render(
     *,
     background: Float[Tensor, "..."] | float,
     sh_degree: int | None = None,
-    backend: Backend = "auto",
+    backend: str = "auto",  # one of BACKENDS; a plain str so that a bad value gets our ValueError
     config: RenderConfig = RenderConfig(),
 ) -> RenderOutput:
     """Render every scene of `gaussians` from each of its `cameras` (scene b is seen by cameras[b]).

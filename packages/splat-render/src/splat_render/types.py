@@ -20,7 +20,7 @@ Camera frames follow OpenCV: x right, y down, z forward; `K` is in pixels with p
 
 import math
 from dataclasses import dataclass, fields, replace
-from typing import Literal, Self
+from typing import Literal, no_type_check
 
 import torch
 from jaxtyping import Float
@@ -58,6 +58,9 @@ def sh_degree_from_coeffs(num_coeffs: int) -> int:
     return degree
 
 
+# Validated by __post_init__ with ValueErrors that name the argument; the test-time jaxtyping hook would check the
+# fields *before* __post_init__ and raise its own TypeCheckError instead, so the class opts out of it.
+@no_type_check
 @dataclass(frozen=True)
 class Gaussians:
     """A batch of 3D Gaussian scenes, all with the same number of Gaussians.
@@ -112,17 +115,17 @@ class Gaussians:
     def tensors(self) -> dict[str, Tensor]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
-    def map(self, fn) -> Self:
+    def map(self, fn) -> "Gaussians":
         """Apply `fn` to every tensor field."""
         return replace(self, **{k: fn(v) for k, v in self.tensors().items()})
 
-    def to(self, *args, **kwargs) -> Self:
+    def to(self, *args, **kwargs) -> "Gaussians":
         return self.map(lambda t: t.to(*args, **kwargs))
 
-    def detach(self) -> Self:
+    def detach(self) -> "Gaussians":
         return self.map(Tensor.detach)
 
-    def __getitem__(self, index: int | slice | Tensor) -> Self:
+    def __getitem__(self, index: int | slice | Tensor) -> "Gaussians":
         """Index over the batch; an integer keeps the batch dimension (size 1)."""
         if isinstance(index, int):
             index = slice(index, index + 1 if index != -1 else None)
@@ -140,6 +143,7 @@ class Gaussians:
         return Gaussians(**{n: torch.cat([getattr(g, n) for g in items], dim=dim) for n in names})
 
 
+@no_type_check  # validated by __post_init__, see Gaussians
 @dataclass(frozen=True)
 class Cameras:
     """Pinhole cameras, `views` per scene, OpenCV axes (x right, y down, z forward).
@@ -194,22 +198,22 @@ class Cameras:
         """Camera centres in world coordinates."""
         return self.cam_to_world[..., :3, 3]
 
-    def map(self, fn) -> Self:
+    def map(self, fn) -> "Cameras":
         return replace(self, world_to_cam=fn(self.world_to_cam), K=fn(self.K))
 
-    def to(self, *args, **kwargs) -> Self:
+    def to(self, *args, **kwargs) -> "Cameras":
         return self.map(lambda t: t.to(*args, **kwargs))
 
-    def detach(self) -> Self:
+    def detach(self) -> "Cameras":
         return self.map(Tensor.detach)
 
-    def __getitem__(self, index: int | slice | Tensor) -> Self:
+    def __getitem__(self, index: int | slice | Tensor) -> "Cameras":
         """Index over the batch; an integer keeps the batch dimension (size 1)."""
         if isinstance(index, int):
             index = slice(index, index + 1 if index != -1 else None)
         return self.map(lambda t: t[index])
 
-    def select_views(self, index: int | slice | Tensor) -> Self:
+    def select_views(self, index: int | slice | Tensor) -> "Cameras":
         """Index over views; an integer keeps the views dimension (size 1)."""
         if isinstance(index, int):
             index = slice(index, index + 1 if index != -1 else None)
