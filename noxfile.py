@@ -49,7 +49,7 @@ def benchmarks(session: nox.Session) -> None:
     """Run every benchmarks/*.py script; quick sizes unless `-- --full`."""
     sync(session)
     mode = "--full" if "--full" in session.posargs else "--quick"
-    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+    for script in sorted(p for p in (ROOT / "benchmarks").glob("*.py") if not p.name.startswith("_")):
         session.run("python", str(script.relative_to(ROOT)), mode)
 
 
