@@ -447,11 +447,11 @@ class Flash3D(nn.Module):
 
     def predict_map(
         self,
-        images: Float[Tensor, "batch 3 height width"],
+        images: Float[Tensor, "batch channels height width"],
         K: Float[Tensor, "batch 3 3"],
         *,
         depth: Float[Tensor, "batch 1 padded_height padded_width"] | None = None,
-    ) -> Float[Tensor, "batch channels padded_height padded_width"]:
+    ) -> Float[Tensor, "batch map_channels padded_height padded_width"]:
         """The raw map over the padded grid (`map_spec`): per layer [depth, 23 Gaussian channels]."""
         config, spec = self.config, self.config.map_spec
         if images.ndim != 4 or images.shape[1] != 3:
@@ -482,7 +482,7 @@ class Flash3D(nn.Module):
 
     def forward(
         self,
-        images: Float[Tensor, "batch 3 height width"],
+        images: Float[Tensor, "batch channels height width"],
         cameras: Cameras,
         *,
         depth: Float[Tensor, "batch 1 padded_height padded_width"] | None = None,

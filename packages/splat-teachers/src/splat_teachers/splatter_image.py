@@ -147,7 +147,9 @@ class SplatterImage(nn.Module):
         """Identity-pose input cameras with the dataset's fixed intrinsics (cars, chairs), on this model's device."""
         return self.head.default_cameras(batch).to(self.ray_dirs.device)
 
-    def predict_map(self, images: Float[Tensor, "batch 3 height width"]) -> Float[Tensor, "batch 24 height width"]:
+    def predict_map(
+        self, images: Float[Tensor, "batch channels height width"]
+    ) -> Float[Tensor, "batch 24 height width"]:
         """The raw 24-channel map (upstream's `network_with_offset(x)`, before the split)."""
         resolution = self.config.unet.resolution
         if images.ndim != 4 or images.shape[1] != 3:
@@ -171,7 +173,7 @@ class SplatterImage(nn.Module):
 
     def forward(
         self,
-        images: Float[Tensor, "batch 3 height width"],
+        images: Float[Tensor, "batch channels height width"],
         cameras: Cameras,
         *,
         origin_distance: Float[Tensor, " batch"] | None = None,
