@@ -63,6 +63,7 @@ def test_noise_embedding_conditions_the_output():
     x = torch.rand(2, 5, 16, 16, generator=torch.Generator().manual_seed(1))
     low, high = network(x, torch.tensor([0.1, 0.1])), network(x, torch.tensor([5.0, 5.0]))
     assert (low - high).abs().max() > 1e-2
+    torch.testing.assert_close(network(x, torch.tensor([3, 3])), network(x, torch.tensor([3.0, 3.0])))  # timesteps
     same = network(x, torch.tensor([0.1, 5.0]))  # per-sample labels
     torch.testing.assert_close(same[0], low[0])
     torch.testing.assert_close(same[1], high[1])

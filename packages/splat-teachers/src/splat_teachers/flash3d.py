@@ -28,7 +28,6 @@ from types import MappingProxyType
 from typing import Literal, Protocol, runtime_checkable
 
 import torch
-import torchvision
 from jaxtyping import Float
 from splat_render import Cameras, Gaussians
 from torch import Tensor, nn
@@ -64,6 +63,8 @@ class ResNetConfig:
     @property
     def imagenet_weights(self):
         """torchvision's ImageNet weights for this body (Flash3D's choice), or None if it is not resnet18/50."""
+        import torchvision  # imported on use: it takes seconds to import
+
         if (self.block, self.layers) == ("basic", (2, 2, 2, 2)):
             return torchvision.models.ResNet18_Weights.IMAGENET1K_V1
         if (self.block, self.layers) == ("bottleneck", (3, 4, 6, 3)):
@@ -209,6 +210,8 @@ class ResNetEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.config = config
+        import torchvision  # imported on use: it takes seconds to import
+
         block = (
             torchvision.models.resnet.Bottleneck
             if config.block == "bottleneck"

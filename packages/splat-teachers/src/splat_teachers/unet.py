@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor, nn
 from torch.nn.functional import silu
 
@@ -172,17 +172,19 @@ def group_norm(channels: int) -> nn.GroupNorm:
 
 
 def positional_embedding(
-    noise_labels: Float[Tensor, " batch"], channels: int, max_positions: int = 10000
+    noise_labels: Float[Tensor, " batch"] | Int[Tensor, " batch"], channels: int, max_positions: int = 10000
 ) -> Float[Tensor, "batch channels"]:
     """EDM's DDPM++ noise embedding: [sin(l f_i), cos(l f_i)] with f_i = (1/max_positions)^(i/(channels/2 - 1)).
 
-    (EDM computes [cos, sin] and then swaps the halves; the result is this.)
+    (EDM computes [cos, sin] and then swaps the halves; the result is this.) Computed in float32; returned in the
+    labels' dtype when they are floating point (integer timesteps give float32).
     """
     half = channels // 2
     exponents = torch.arange(half, dtype=torch.float32, device=noise_labels.device) / max(half - 1, 1)
     frequencies = (1.0 / max_positions) ** exponents
     angles = noise_labels.to(torch.float32)[:, None] * frequencies[None, :]
-    return torch.cat([angles.sin(), angles.cos()], dim=1).to(noise_labels.dtype)
+    embedding = torch.cat([angles.sin(), angles.cos()], dim=1)
+    return embedding.to(noise_labels.dtype) if noise_labels.is_floating_point() else embedding
 
 
 class UNetBlock(nn.Module):
@@ -315,15 +317,15 @@ class SongUNet(nn.Module):
             cout, config.out_channels, 3, init_weight=config.output_init_weight, generator=generator
         )
 
-    def embed_noise(self, noise_labels: Float[Tensor, " batch"]) -> Float[Tensor, "batch emb"]:
+    def embed_noise(self, noise_labels: Float[Tensor, " batch"] | Int[Tensor, " batch"]) -> Float[Tensor, "batch emb"]:
         """The per-sample embedding that every block adds (through its `affine`) after its first conv."""
-        emb = positional_embedding(noise_labels, self.map_layer0.in_features)
+        emb = positional_embedding(noise_labels, self.map_layer0.in_features).to(self.map_layer0.weight.dtype)
         return silu(self.map_layer1(silu(self.map_layer0(emb))))
 
     def forward(
         self,
         x: Float[Tensor, "batch channels height width"],
-        noise_labels: Float[Tensor, " batch"] | None = None,
+        noise_labels: Float[Tensor, " batch"] | Int[Tensor, " batch"] | None = None,
     ) -> Float[Tensor, "batch out_channels height width"]:
         config = self.config
         if x.ndim != 4 or x.shape[1] != config.in_channels:
@@ -378,6 +380,6 @@ class GaussianMapNetwork(nn.Module):
     def forward(
         self,
         x: Float[Tensor, "batch channels height width"],
-        noise_labels: Float[Tensor, " batch"] | None = None,
+        noise_labels: Float[Tensor, " batch"] | Int[Tensor, " batch"] | None = None,
     ) -> Float[Tensor, "batch out_channels height width"]:
         return self.out(self.encoder(x, noise_labels))
