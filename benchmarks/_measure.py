@@ -3,13 +3,13 @@
 * `timed(fn, repeats)`: median wall time of `fn()` after one warm-up call (CUDA synchronised when needed).
 * `peak_memory(fn)`: peak memory of one call of `fn()` above what was allocated before it —
   on CUDA `torch.cuda.max_memory_allocated`; on CPU the peak resident set size of a *fresh child process* that runs
-  only `fn` (ru_maxrss of the child minus its RSS just before the call), so earlier work cannot hide a peak.
+  only `fn`: the kernel's high-water mark (VmHWM) is reset just before the call (`/proc/self/clear_refs` = 5) and
+  read after it, minus the RSS before it. (ru_maxrss would not do: exec keeps the forking parent's peak in it.)
 """
 
 import argparse
 import multiprocessing
 import platform
-import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -50,18 +50,22 @@ def timed(fn: Callable[[], object], repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
+def _status_bytes(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not found in /proc/self/status")
 
 
 def _child(setup: Callable[[], Callable[[], object]], threads: int, queue) -> None:
     torch.set_num_threads(threads)
     fn = setup()
-    before = _rss_bytes()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak-RSS high-water mark to the current RSS
+    before = _status_bytes("VmRSS")
     fn()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    queue.put(max(0, peak - before))
+    queue.put(max(0, _status_bytes("VmHWM") - before))
 
 
 def peak_memory(setup: Callable[[], Callable[[], object]], device: str = "cpu") -> int:
