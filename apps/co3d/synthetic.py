@@ -569,7 +569,11 @@ def generate(options: SyntheticCo3DOptions | None = None, cache: str | Path = DE
             if (final / COMPLETE_MARKER).is_file():
                 return dataset_root(options, cache)
             shutil.rmtree(final)
-        os.replace(staging, final)
+        try:
+            os.replace(staging, final)
+        except OSError:  # a concurrent writer renamed its copy into place first
+            if not (final / COMPLETE_MARKER).is_file():
+                raise
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
