@@ -1,0 +1,600 @@
+"""RealEstate10K readers (pixelSplat chunks, original txt files) and training examples with relative cameras.
+
+Two public layouts hold the same numbers (README.md "Data preparation"; shared/notes/flash3d_datasets.md §2):
+
+* pixelSplat chunks: `<root>/<split>/NNNNNN.torch`, each a list of dicts `{"url": str, "key": str,
+  "timestamps": int64 [N], "cameras": float32 [N, 18], "images": N uint8 tensors of JPEG file bytes}`, plus
+  `<root>/<split>/index.json` mapping every key to its chunk file name.
+* the original RealEstate10K txt files: `<root>/<split>/<key>.txt` (a URL line, then per frame a timestamp in
+  microseconds and the same 18 numbers), with frames as `<root>/<split>/<key>/<timestamp>.jpg` (Flash3D's download
+  layout).
+
+The 18 camera numbers are `fx fy cx cy 0 0` followed by the 3×4 world-to-camera matrix [R|t] row-major, in OpenCV axes
+(x right, y down, z forward). The intrinsics are normalized per axis (row 0 of K divided by the image width, row 1 by
+the height; (0, 0) is the top-left corner of the image and (1, 1) its bottom-right corner), so K in pixels of any
+resize is `K_normalized * [W, H, 1]` row-wise, which is how frames are resized to Flash3D's 256×384 (aspect 16:9 →
+3:2; Flash3D does the same).
+
+Training examples follow Flash3D: a source frame and targets at random distinct offsets within ±30 frames, cameras
+relative to the source (source camera = identity, `world_to_cam_j @ cam_to_world_src`), images in [0, 1].
+Chunks are read with `torch.load(..., weights_only=True)`: never unpickling anything but tensors, lists, dicts and
+strings; malformed chunks, txt lines and JPEGs raise a ValueError naming the file.
+"""
+
+import io
+import json
+import math
+import os
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from jaxtyping import Float, Int, UInt8
+from PIL import Image, UnidentifiedImageError
+from splat_render import Cameras, rigid_inverse
+from torch import Tensor
+
+FLASH3D_SIZE = (256, 384)  # (height, width) of Flash3D's RealEstate10K frames (configs/dataset/re10k.yaml)
+CAMERA_COLUMNS = 18  # fx fy cx cy 0 0 + 3x4 world-to-camera, row-major
+CHUNK_FIELDS = ("key", "url", "timestamps", "cameras", "images")
+JPEG_MAGIC = b"\xff\xd8\xff"  # start-of-image marker, then the first segment marker
+MAX_OFFSET = 30  # Flash3D: targets within ±30 frames of the source
+NEAR, FAR = 0.01, 100.0  # Flash3D's znear / zfar for RealEstate10K renders
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Cameras
+
+
+def cameras_from_rows(
+    rows: Float[Tensor, "views 18"],
+) -> tuple[Float[Tensor, "views 3 3"], Float[Tensor, "views 4 4"]]:
+    """Split 18-number camera rows into normalized intrinsics K and 4×4 world-to-camera matrices."""
+    if rows.ndim != 2 or rows.shape[1] != CAMERA_COLUMNS:
+        raise ValueError(f"rows must have shape [views, {CAMERA_COLUMNS}], got {list(rows.shape)}")
+    fx, fy, cx, cy = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
+    zeros, ones = torch.zeros_like(fx), torch.ones_like(fx)
+    K = torch.stack([fx, zeros, cx, zeros, fy, cy, zeros, zeros, ones], dim=-1).reshape(-1, 3, 3)
+    bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=rows.dtype).expand(rows.shape[0], 1, 4)
+    world_to_cam = torch.cat([rows[:, 6:].reshape(-1, 3, 4), bottom], dim=1)
+    return K, world_to_cam
+
+
+def rows_from_cameras(
+    intrinsics: Float[Tensor, "views 3 3"], world_to_cam: Float[Tensor, "views 4 4"]
+) -> Float[Tensor, "views 18"]:
+    """The 18-number rows (`fx fy cx cy 0 0` + row-major 3×4 world-to-camera) of normalized K and world-to-camera."""
+    K = intrinsics
+    intrinsic_part = torch.stack([K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]], dim=-1)
+    return torch.cat([intrinsic_part, torch.zeros_like(intrinsic_part[:, :2]), world_to_cam[:, :3].flatten(1)], dim=1)
+
+
+def pixel_intrinsics(normalized: Float[Tensor, "*batch 3 3"], height: int, width: int) -> Float[Tensor, "*batch 3 3"]:
+    """K in pixels for a `height`×`width` image: row 0 of the normalized K times W, row 1 times H.
+
+    Normalized coordinates put (0, 0) at the top-left image corner and (1, 1) at the bottom-right one, which is the
+    pixel convention of `splat_render.Cameras` (pixel (i, j) centred at (j + 0.5, i + 0.5)): cx = 0.5 → W / 2.
+    """
+    scale = torch.tensor([width, height, 1.0], dtype=normalized.dtype, device=normalized.device)
+    return normalized * scale[:, None]
+
+
+def relative_world_to_cam(
+    world_to_cam: Float[Tensor, "*batch views 4 4"], source: Float[Tensor, "*batch 4 4"]
+) -> Float[Tensor, "*batch views 4 4"]:
+    """World-to-camera matrices in the frame of the source camera: `world_to_cam_j @ cam_to_world_src`.
+
+    The source camera becomes the identity and the world frame becomes the source camera frame, where a
+    pixel-aligned teacher (Flash3D) puts its Gaussians (`process_gt_poses`: T_tgt_w2c @ T_src_c2w).
+    """
+    return world_to_cam @ rigid_inverse(source)[..., None, :, :]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Images
+
+
+def encode_jpeg(image: UInt8[np.ndarray, "height width 3"], quality: int = 95) -> bytes:
+    """JPEG file bytes of an RGB uint8 image (pillow, 4:4:4 chroma so thin texture lines keep their colour)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image, mode="RGB").save(buffer, format="JPEG", quality=quality, subsampling=0)
+    return buffer.getvalue()
+
+
+def decode_jpeg(data: bytes, size: tuple[int, int] | None = None, *, name: str) -> Float[Tensor, "3 height width"]:
+    """Decode JPEG bytes to RGB in [0, 1], resized (LANCZOS, as Flash3D) to `size` = (height, width) if given.
+
+    `name` says where the bytes came from (file, key, frame) for the error raised on anything that is not a JPEG.
+    """
+    if not data.startswith(JPEG_MAGIC):
+        raise ValueError(f"{name}: not JPEG data (starts with {data[:4]!r})")
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            if opened.format != "JPEG":
+                raise ValueError(f"{name}: not JPEG data (pillow reads it as {opened.format})")
+            image = opened.convert("RGB")
+            if size is not None and (image.height, image.width) != tuple(size):
+                image = image.resize((size[1], size[0]), Image.Resampling.LANCZOS)
+    except (OSError, UnidentifiedImageError, SyntaxError) as error:
+        raise ValueError(f"{name}: cannot decode JPEG ({error})") from None
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# One sequence (a RealEstate10K clip)
+
+
+@dataclass(frozen=True)
+class FrameSequence:
+    """One RealEstate10K clip: per-frame timestamps and cameras; images decoded only when asked for.
+
+    `frames[i]` is frame i's JPEG: a uint8 byte tensor (pixelSplat chunk) or a file path (txt layout).
+    `source` is the file the clip was read from (a chunk or a txt file), named in every error.
+    """
+
+    key: str
+    url: str
+    timestamps: Int[Tensor, " views"]
+    intrinsics: Float[Tensor, "views 3 3"]  # normalized (row 0 / width, row 1 / height)
+    world_to_cam: Float[Tensor, "views 4 4"]  # OpenCV axes
+    frames: tuple[Tensor | Path, ...]
+    source: Path
+
+    def __post_init__(self) -> None:
+        count = self.timestamps.shape[0]
+        if len(self.frames) != count or self.intrinsics.shape[0] != count or self.world_to_cam.shape[0] != count:
+            raise ValueError(
+                f"{self.source}: sequence {self.key} has {count} timestamps, {self.intrinsics.shape[0]} cameras and "
+                f"{len(self.frames)} images; they must be equal"
+            )
+
+    def __len__(self) -> int:
+        return self.timestamps.shape[0]
+
+    def jpeg(self, index: int) -> bytes:
+        """The JPEG file bytes of frame `index`."""
+        frame = self.frames[index]
+        if isinstance(frame, Path):
+            try:
+                return frame.read_bytes()
+            except OSError as error:
+                raise ValueError(f"{frame}: cannot read frame {index} of {self.key} ({error.strerror})") from None
+        return frame.numpy().tobytes()
+
+    def frame_name(self, index: int) -> str:
+        frame = self.frames[index]
+        return str(frame) if isinstance(frame, Path) else f"{self.source} (key {self.key}, frame {index})"
+
+    def image(self, index: int, size: tuple[int, int] | None = FLASH3D_SIZE) -> Float[Tensor, "3 height width"]:
+        """Frame `index` as RGB in [0, 1], resized to `size` = (height, width) (None: as stored)."""
+        return decode_jpeg(self.jpeg(index), size, name=self.frame_name(index))
+
+    def pixel_intrinsics(self, indices: list[int], size: tuple[int, int]) -> Float[Tensor, "views 3 3"]:
+        """K in pixels of frames `indices` resized to `size` = (height, width)."""
+        return pixel_intrinsics(self.intrinsics[indices], size[0], size[1])
+
+
+def _checked_cameras(
+    rows: Float[Tensor, "views 18"], where: str
+) -> tuple[Float[Tensor, "views 3 3"], Float[Tensor, "views 4 4"]]:
+    if not torch.isfinite(rows).all():
+        raise ValueError(f"{where}: cameras contain NaN or Inf")
+    if (rows[:, :2] <= 0).any():
+        raise ValueError(f"{where}: focal lengths fx, fy must be positive")
+    return cameras_from_rows(rows.to(torch.float32))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# pixelSplat chunks
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _sequence_from_example(example: object, path: Path, position: int) -> FrameSequence:
+    where = f"{path}: example {position}"
+    if not isinstance(example, dict):
+        raise ValueError(f"{where} is a {type(example).__name__}, expected a dict with keys {list(CHUNK_FIELDS)}")
+    missing = [name for name in CHUNK_FIELDS if name not in example]
+    if missing:
+        raise ValueError(f"{where} lacks key(s) {missing} (a pixelSplat example has {list(CHUNK_FIELDS)})")
+    key, url, timestamps, cameras, images = (example[name] for name in CHUNK_FIELDS)
+    if not isinstance(key, str) or not isinstance(url, str):
+        raise ValueError(f"{where}: 'key' and 'url' must be strings")
+    where = f"{path}: example {position} (key {key})"
+    if not isinstance(timestamps, Tensor) or timestamps.ndim != 1 or timestamps.is_floating_point():
+        raise ValueError(f"{where}: 'timestamps' must be a 1-D integer tensor")
+    count = timestamps.shape[0]
+    if not isinstance(cameras, Tensor) or not cameras.is_floating_point() or cameras.shape != (count, CAMERA_COLUMNS):
+        shape = list(cameras.shape) if isinstance(cameras, Tensor) else type(cameras).__name__
+        raise ValueError(f"{where}: 'cameras' must be a float tensor of shape [{count}, {CAMERA_COLUMNS}], got {shape}")
+    if not isinstance(images, list | tuple) or len(images) != count:
+        raise ValueError(f"{where}: 'images' must be a list of {count} JPEG byte tensors")
+    for index, image in enumerate(images):
+        if not isinstance(image, Tensor) or image.dtype != torch.uint8 or image.ndim != 1:
+            raise ValueError(f"{where}: image {index} must be a 1-D uint8 tensor of JPEG bytes")
+        if image[: len(JPEG_MAGIC)].numpy().tobytes() != JPEG_MAGIC:
+            raise ValueError(f"{where}: image {index} is not JPEG data (no JPEG start-of-image marker)")
+    intrinsics, world_to_cam = _checked_cameras(cameras, where)
+    return FrameSequence(
+        key=key,
+        url=url,
+        timestamps=timestamps.to(torch.int64),
+        intrinsics=intrinsics,
+        world_to_cam=world_to_cam,
+        frames=tuple(images),
+        source=path,
+    )
+
+
+def read_chunk(path: str | os.PathLike) -> list[FrameSequence]:
+    """The sequences of one pixelSplat chunk file (`torch.load(..., weights_only=True)`; nothing else unpickled)."""
+    path = Path(path)
+    try:
+        examples = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: chunk file not found") from None
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
+        reason = _first_line(error)
+        raise ValueError(f"{path}: not a pixelSplat chunk of plain tensors/lists/dicts ({reason})") from None
+    if not isinstance(examples, list):
+        raise ValueError(f"{path}: a pixelSplat chunk is a list of examples, got {type(examples).__name__}")
+    return [_sequence_from_example(example, path, position) for position, example in enumerate(examples)]
+
+
+def write_chunk(path: str | os.PathLike, sequences: list[FrameSequence]) -> None:
+    """Write sequences as one pixelSplat chunk (the layout of real_estate_10k_tools' convert.py)."""
+    examples = [
+        {
+            "url": sequence.url,
+            "timestamps": sequence.timestamps.to(torch.int64),
+            "cameras": rows_from_cameras(sequence.intrinsics, sequence.world_to_cam).to(torch.float32),
+            "images": [torch.frombuffer(bytearray(sequence.jpeg(i)), dtype=torch.uint8) for i in range(len(sequence))],
+            "key": sequence.key,
+        }
+        for sequence in sequences
+    ]
+    torch.save(examples, path)
+
+
+def read_index(path: str | os.PathLike) -> dict[str, str]:
+    """pixelSplat `index.json`: sequence key → chunk file name (relative to the split folder)."""
+    path = Path(path)
+    try:
+        index = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: index file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(index, dict):
+        raise ValueError(f"{path}: expected a JSON object mapping keys to chunk files")
+    for key, chunk in index.items():
+        if not isinstance(chunk, str) or Path(chunk).name != chunk or not chunk:
+            raise ValueError(f"{path}: key {key!r} maps to {chunk!r}, expected a chunk file name in the same folder")
+    return index
+
+
+class ChunkDataset:
+    """One split of the pixelSplat layout: `<root>/<split>/index.json` and its chunks, read on demand.
+
+    The last `cached_chunks` chunks read are kept in memory (a real chunk is ~100 MB of JPEG bytes).
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str, *, cached_chunks: int = 2) -> None:
+        if cached_chunks < 1:
+            raise ValueError(f"cached_chunks must be at least 1, got {cached_chunks}")
+        self.directory = Path(root) / split
+        self.index = read_index(self.directory / "index.json")
+        self.cached_chunks = cached_chunks
+        self._cache: OrderedDict[str, dict[str, FrameSequence]] = OrderedDict()
+
+    def _chunk(self, name: str) -> dict[str, FrameSequence]:
+        if name in self._cache:
+            self._cache.move_to_end(name)
+            return self._cache[name]
+        sequences = {sequence.key: sequence for sequence in read_chunk(self.directory / name)}
+        self._cache[name] = sequences
+        while len(self._cache) > self.cached_chunks:
+            self._cache.popitem(last=False)
+        return sequences
+
+    def keys(self) -> list[str]:
+        return list(self.index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, key: str) -> FrameSequence:
+        if key not in self.index:
+            raise KeyError(f"{key!r} is not in {self.directory / 'index.json'}")
+        name = self.index[key]
+        sequences = self._chunk(name)
+        if key not in sequences:
+            raise ValueError(f"{self.directory / name}: index.json puts key {key} in this chunk but it is not there")
+        return sequences[key]
+
+    def __iter__(self) -> Iterator[FrameSequence]:
+        """Every indexed sequence, chunk by chunk (each chunk read once)."""
+        by_chunk: dict[str, list[str]] = {}
+        for key, name in self.index.items():
+            by_chunk.setdefault(name, []).append(key)
+        for name in sorted(by_chunk):
+            for key in by_chunk[name]:
+                yield self[key]
+
+    def frame_counts(self) -> dict[str, int]:
+        return {sequence.key: len(sequence) for sequence in self}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Original RealEstate10K txt files
+
+
+def read_txt(path: str | os.PathLike, frames_dir: str | os.PathLike) -> FrameSequence:
+    """One RealEstate10K txt file (URL line, then `timestamp` + 18 numbers per frame); frames are
+    `<frames_dir>/<timestamp>.jpg` (read lazily)."""
+    path, frames_dir = Path(path), Path(frames_dir)
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: cannot read RealEstate10K txt file ({error})") from None
+    if not lines or not lines[0].strip():
+        raise ValueError(f"{path}:1: expected the video URL on the first line")
+    timestamps: list[int] = []
+    seen: set[int] = set()
+    rows: list[list[float]] = []
+    for number, line in enumerate(lines[1:], start=2):
+        tokens = line.split()
+        if not tokens:
+            continue
+        if len(tokens) != 1 + CAMERA_COLUMNS:
+            raise ValueError(f"{path}:{number}: expected {1 + CAMERA_COLUMNS} columns, got {len(tokens)}")
+        try:
+            timestamp = int(tokens[0])
+        except ValueError:
+            raise ValueError(f"{path}:{number}: timestamp {tokens[0]!r} is not an integer") from None
+        try:
+            row = [float(token) for token in tokens[1:]]
+        except ValueError as error:
+            raise ValueError(f"{path}:{number}: {error}") from None
+        if not all(math.isfinite(value) for value in row):
+            raise ValueError(f"{path}:{number}: camera numbers must be finite")
+        if row[0] <= 0 or row[1] <= 0:
+            raise ValueError(f"{path}:{number}: focal lengths fx, fy must be positive")
+        if timestamp in seen:
+            raise ValueError(f"{path}:{number}: timestamp {timestamp} appears twice (frames are <timestamp>.jpg)")
+        seen.add(timestamp)
+        timestamps.append(timestamp)
+        rows.append(row)
+    if not rows:
+        raise ValueError(f"{path}: no frames after the URL line")
+    intrinsics, world_to_cam = cameras_from_rows(torch.tensor(rows, dtype=torch.float64))
+    return FrameSequence(
+        key=path.stem,
+        url=lines[0].strip(),
+        timestamps=torch.tensor(timestamps, dtype=torch.int64),
+        intrinsics=intrinsics.float(),
+        world_to_cam=world_to_cam.float(),
+        frames=tuple(frames_dir / f"{timestamp}.jpg" for timestamp in timestamps),
+        source=path,
+    )
+
+
+def write_txt(path: str | os.PathLike, frames_dir: str | os.PathLike, sequence: FrameSequence) -> None:
+    """Write a sequence in the original layout: `path` (URL + camera lines) and `<frames_dir>/<timestamp>.jpg`."""
+    path, frames_dir = Path(path), Path(frames_dir)
+    frames_dir.mkdir(parents=True, exist_ok=True)
+    rows = rows_from_cameras(sequence.intrinsics, sequence.world_to_cam).tolist()
+    lines = [sequence.url]
+    for index, (timestamp, row) in enumerate(zip(sequence.timestamps.tolist(), rows, strict=True)):
+        lines.append(" ".join([str(timestamp), *(repr(float(value)) for value in row)]))
+        (frames_dir / f"{timestamp}.jpg").write_bytes(sequence.jpeg(index))
+    path.write_text("\n".join(lines) + "\n")
+
+
+class TxtDataset:
+    """One split of the original layout: `<root>/<split>/<key>.txt` with frames `<root>/<split>/<key>/<ts>.jpg`.
+
+    As in pixelSplat's converter and Flash3D's preprocessing, clips whose frame folder is missing (videos that could
+    not be downloaded) are left out; a missing single frame is an error when that frame is read.
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str) -> None:
+        self.directory = Path(root) / split
+        if not self.directory.is_dir():
+            raise ValueError(f"{self.directory}: split folder not found")
+        self.paths = {
+            path.stem: path for path in sorted(self.directory.glob("*.txt")) if (self.directory / path.stem).is_dir()
+        }
+
+    def keys(self) -> list[str]:
+        return list(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, key: str) -> FrameSequence:
+        if key not in self.paths:
+            raise KeyError(f"{key!r} has no txt file with a frame folder in {self.directory}")
+        return read_txt(self.paths[key], self.directory / key)
+
+    def __iter__(self) -> Iterator[FrameSequence]:
+        return (self[key] for key in self.paths)
+
+    def frame_counts(self) -> dict[str, int]:
+        return {sequence.key: len(sequence) for sequence in self}
+
+
+@runtime_checkable
+class SequenceDataset(Protocol):
+    """What `ChunkDataset` and `TxtDataset` share: sequences by key."""
+
+    def keys(self) -> list[str]: ...
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, key: str) -> FrameSequence: ...
+
+    def __iter__(self) -> Iterator[FrameSequence]: ...
+
+    def frame_counts(self) -> dict[str, int]: ...
+
+
+def open_dataset(root: str | os.PathLike, split: str) -> ChunkDataset | TxtDataset:
+    """The split in whichever layout `<root>/<split>` holds: `index.json` → chunks, otherwise txt files."""
+    directory = Path(root) / split
+    if (directory / "index.json").is_file():
+        return ChunkDataset(root, split)
+    if directory.is_dir() and any(directory.glob("*.txt")):
+        return TxtDataset(root, split)
+    raise ValueError(f"{directory}: neither a pixelSplat split (index.json) nor RealEstate10K txt files")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training examples
+
+
+@dataclass(frozen=True)
+class ExampleConfig:
+    """How a training example is drawn (Flash3D, configs/dataset/re10k.yaml)."""
+
+    size: tuple[int, int] = FLASH3D_SIZE  # (height, width) every frame is resized to; e.g. (64, 96) on CPU
+    num_targets: int = 3  # target frames per example (Flash3D: gauss_novel_frames [-1, 1, 2])
+    max_offset: int = MAX_OFFSET  # targets within ±max_offset frames of the source
+    near: float = NEAR  # camera near / far planes of the rendered views
+    far: float = FAR
+
+    def __post_init__(self) -> None:
+        if len(self.size) != 2 or min(self.size) < 1:
+            raise ValueError(f"size must be (height, width) with positive entries, got {self.size}")
+        if not 1 <= self.num_targets <= self.max_offset:
+            raise ValueError(f"num_targets must be in [1, max_offset={self.max_offset}], got {self.num_targets}")
+
+
+@dataclass(frozen=True)
+class Example:
+    """A source frame and its targets; cameras relative to the source (`world_to_cam[0]` is the identity)."""
+
+    key: str
+    indices: tuple[int, ...]  # frame indices into the sequence, source first
+    images: Float[Tensor, "views 3 height width"]  # RGB in [0, 1]
+    world_to_cam: Float[Tensor, "views 4 4"]
+    K: Float[Tensor, "views 3 3"]  # pixels of `images`
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Examples stacked batch first; view 0 of every scene is its source view."""
+
+    keys: tuple[str, ...]
+    indices: Int[Tensor, "batch views"]
+    images: Float[Tensor, "batch views 3 height width"]
+    cameras: Cameras
+
+
+def sample_target_indices(
+    num_views: int, source: int, num_targets: int, max_offset: int, generator: torch.Generator | None
+) -> list[int]:
+    """Distinct random target frames within ±max_offset of `source`, never the source, all inside the sequence.
+
+    Offsets are drawn uniformly without replacement from {o : 0 < |o| ≤ max_offset, 0 ≤ source + o < num_views}
+    (Flash3D draws `randperm(61)[:n] - 30` and clips indices to the sequence, which can repeat a frame; we restrict
+    the offsets to the sequence instead, so the targets stay distinct).
+    """
+    if not 0 <= source < num_views:
+        raise ValueError(f"source must be a frame index in [0, {num_views}), got {source}")
+    window = [source + o for o in range(-max_offset, max_offset + 1) if o != 0 and 0 <= source + o < num_views]
+    if len(window) < num_targets:
+        raise ValueError(f"only {len(window)} frames within ±{max_offset} of {source}, need num_targets={num_targets}")
+    order = torch.randperm(len(window), generator=generator)[:num_targets]
+    return [window[i] for i in order.tolist()]
+
+
+def load_example(sequence: FrameSequence, indices: list[int], size: tuple[int, int]) -> Example:
+    """Frames `indices` of `sequence` (the first is the source) resized to `size`, cameras relative to the source."""
+    if not indices or not all(0 <= i < len(sequence) for i in indices):
+        raise ValueError(f"indices must be frame indices of {sequence.key} in [0, {len(sequence)}), got {indices}")
+    world_to_cam = sequence.world_to_cam[indices].double()
+    relative = relative_world_to_cam(world_to_cam, world_to_cam[0]).float()
+    images = torch.stack([sequence.image(i, size) for i in indices])
+    return Example(
+        key=sequence.key,
+        indices=tuple(indices),
+        images=images,
+        world_to_cam=relative,
+        K=sequence.pixel_intrinsics(indices, size),
+    )
+
+
+def collate(examples: list[Example], *, near: float = NEAR, far: float = FAR) -> Batch:
+    """Stack examples (equal view counts and image sizes) into a batch with `splat_render.Cameras`."""
+    if not examples:
+        raise ValueError("collate needs at least one example")
+    shapes = {tuple(example.images.shape) for example in examples}
+    if len(shapes) != 1:
+        raise ValueError(f"examples must have equal numbers of views and image sizes, got {sorted(shapes)}")
+    images = torch.stack([example.images for example in examples])
+    cameras = Cameras(
+        world_to_cam=torch.stack([example.world_to_cam for example in examples]),
+        K=torch.stack([example.K for example in examples]),
+        width=images.shape[-1],
+        height=images.shape[-2],
+        near=near,
+        far=far,
+    )
+    return Batch(
+        keys=tuple(example.key for example in examples),
+        indices=torch.tensor([example.indices for example in examples], dtype=torch.int64),
+        images=images,
+        cameras=cameras,
+    )
+
+
+class TrainingExamples:
+    """Every (sequence, source frame) pair of a split (Flash3D's training index), with random targets per draw.
+
+    Sequences with at most `num_targets` frames are left out (no distinct targets). `sample_batch` draws pairs
+    uniformly; with real chunks (~100 MB each) and a small chunk cache, scattered draws re-read chunks, so a
+    paper-scale run wants chunk-local sampling or a large `cached_chunks`.
+    """
+
+    def __init__(self, dataset: SequenceDataset, config: ExampleConfig) -> None:
+        self.dataset = dataset
+        self.config = config
+        counts = {key: count for key, count in dataset.frame_counts().items() if count > config.num_targets}
+        if not counts:
+            raise ValueError(f"no sequence has more than num_targets={config.num_targets} frames")
+        self.keys = sorted(counts)
+        self.starts = torch.cumsum(torch.tensor([0] + [counts[key] for key in self.keys]), dim=0)
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def pair(self, index: int) -> tuple[str, int]:
+        """The (sequence key, source frame) of example `index`."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"example index {index} out of range [0, {len(self)})")
+        position = int(torch.searchsorted(self.starts, torch.tensor(index), right=True)) - 1
+        return self.keys[position], index - int(self.starts[position])
+
+    def example(self, index: int, generator: torch.Generator | None) -> Example:
+        key, source = self.pair(index)
+        sequence = self.dataset[key]
+        cfg = self.config
+        targets = sample_target_indices(len(sequence), source, cfg.num_targets, cfg.max_offset, generator)
+        return load_example(sequence, [source, *targets], cfg.size)
+
+    def sample_batch(self, batch_size: int, generator: torch.Generator | None) -> Batch:
+        """`batch_size` examples drawn uniformly (with replacement) over all (sequence, source) pairs."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        picks = torch.randint(len(self), (batch_size,), generator=generator).tolist()
+        examples = [self.example(index, generator) for index in picks]
+        return collate(examples, near=self.config.near, far=self.config.far)
