@@ -1,0 +1,570 @@
+"""Synthetic SRN-format objects: the embedded default dataset, generated on first use and cached on disk.
+
+Each object is a random union of a few analytic primitives (ellipsoids, boxes, elliptic cylinders) inside a sphere
+of radius < 0.5 around the origin, world z up. Every primitive has two albedos: one where the surface point has
+world x >= 0 ("front"), another where x < 0 ("back"), so one view cannot tell the colour of the hidden side.
+Images are ray-cast analytically (nearest entry hit of all primitives, Lambert + ambient shading with a fixed
+light, `supersampling` x `supersampling` samples per pixel where a pixel may straddle an edge, one sample in
+smooth interiors; white background); this is independent of our Gaussian renderer, so it is a ground truth for it.
+
+Cameras follow SRN: distance 1.3 from the origin, looking at it, SRN's FOV; every visible surface is then at depth
+1.3 +- 0.5, inside SRN cars' [0.8, 1.8]. Train views are random on the upper hemisphere; val and test views lie on
+one spiral over the hemisphere shared by all objects (as SRN's 251 test views).
+
+Written layout (read by `data.SRNDataset` exactly like real SRN; the category is "synthetic")::
+
+    <cache>/<key>/srn_synthetic/synthetic_{train,val,test}/<object_id>/{intrinsics.txt, rgb/NNNNNN.png,
+                                                                        pose/NNNNNN.txt}
+    <cache>/<key>/manifest.json      options, generator version, object ids
+    <cache>/<key>/COMPLETE           written last: a folder without it is an interrupted run and is regenerated
+
+`<key>` is `res<R>-seed<S>-<hash of the options and GENERATOR_VERSION>`. `uv run apps/srn/synthetic.py --help`.
+"""
+
+import argparse
+import contextlib
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from data import DEPTH_RANGES, SPLITS, SRN_FOV_DEGREES
+from jaxtyping import Float, Int
+from PIL import Image
+from splat_render import fov_to_focal, intrinsics, look_at
+from torch import Tensor
+
+GENERATOR_VERSION = 1
+CATEGORY = "synthetic"
+DATASET_DIR = f"srn_{CATEGORY}"
+MARKER = "COMPLETE"
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[2] / "data" / "synthetic"  # git-ignored (`data/`)
+
+CAMERA_DISTANCE = 1.3
+MAX_OBJECT_RADIUS = 0.48  # < 0.5 = min(1.3 - 0.8, 1.8 - 1.3): all surfaces within the cars depth range
+TRAIN_ELEVATION_DEGREES = (5.0, 85.0)  # upper hemisphere, away from the pole where "up" is degenerate
+SPIRAL_ELEVATION_DEGREES = (80.0, 10.0)  # the spiral descends from near the pole towards the horizon
+SPIRAL_TURNS = 4.0
+LIGHT_DIRECTION = (0.4, 0.3, 0.866)  # towards the light, world frame (normalized in `shade`)
+AMBIENT = 0.35
+ELLIPSOID, BOX, CYLINDER = 0, 1, 2
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+
+
+@dataclass(frozen=True)
+class SyntheticOptions:
+    """What to generate; every field is part of the cache key."""
+
+    resolution: int = 64  # image height = width, pixels
+    train_objects: int = 48
+    val_objects: int = 4
+    test_objects: int = 8
+    train_views: int = 50  # random views on the upper hemisphere per train object (SRN cars train: 50)
+    val_views: int = 251  # spiral views per val object (SRN: 251)
+    test_views: int = 251  # spiral views per test object (SRN: 251)
+    seed: int = 0
+    supersampling: int = 3  # anti-aliasing: supersampling^2 rays per pixel
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"{f.name} must be an int, got {value!r}")
+            minimum = 0 if f.name == "seed" or f.name.endswith("_objects") else 1
+            if value < minimum:
+                raise ValueError(f"{f.name} must be >= {minimum}, got {value}")
+
+    def objects(self, split: str) -> int:
+        return getattr(self, f"{split}_objects")
+
+    def views(self, split: str) -> int:
+        return getattr(self, f"{split}_views")
+
+    def key(self) -> str:
+        """Cache folder name: readable prefix + hash of every option and the generator version."""
+        payload = json.dumps({"version": GENERATOR_VERSION, **asdict(self)}, sort_keys=True)
+        digest = hashlib.sha256(payload.encode()).hexdigest()[:12]
+        return f"res{self.resolution}-seed{self.seed}-{digest}"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Scenes
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A union of primitives. Primitive i occupies `centers[i] + rotations[i] @ local` for `local` in the unit
+    ellipsoid / box / cylinder (axis local z) scaled by `sizes[i]` (semi-axes, half extents, or (radius x,
+    radius y, half height)). Albedo is `colours_front` where world x >= 0, `colours_back` elsewhere."""
+
+    kinds: Int[Tensor, " primitives"]
+    centers: Float[Tensor, "primitives 3"]
+    rotations: Float[Tensor, "primitives 3 3"]
+    sizes: Float[Tensor, "primitives 3"]
+    colours_front: Float[Tensor, "primitives 3"]
+    colours_back: Float[Tensor, "primitives 3"]
+
+
+def primitive_radii(
+    kinds: Int[Tensor, " primitives"], sizes: Float[Tensor, "primitives 3"]
+) -> Float[Tensor, " primitives"]:
+    """Radius of a sphere about each primitive's centre that contains it."""
+    ellipsoid = sizes.amax(dim=-1)
+    box = sizes.norm(dim=-1)
+    cylinder = torch.sqrt(sizes[:, :2].amax(dim=-1) ** 2 + sizes[:, 2] ** 2)
+    return torch.where(kinds == ELLIPSOID, ellipsoid, torch.where(kinds == BOX, box, cylinder))
+
+
+def bounding_radius(scene: Scene) -> float:
+    """Radius of a sphere about the origin that contains the whole scene."""
+    return float((scene.centers.norm(dim=-1) + primitive_radii(scene.kinds, scene.sizes)).max())
+
+
+def _rotation_from_quaternion(q: np.ndarray) -> np.ndarray:
+    w, x, y, z = q / np.linalg.norm(q)
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+
+
+def _yaw(angle: float) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _distinct_colour(rng: np.random.Generator, other: np.ndarray, min_distance: float = 0.45) -> np.ndarray:
+    for _ in range(1000):
+        colour = rng.uniform(0.05, 0.85, size=3)
+        if np.linalg.norm(colour - other) >= min_distance:
+            return colour
+    return np.clip(0.9 - other, 0.05, 0.85)  # pragma: no cover - 1000 rejections are astronomically unlikely
+
+
+def sample_scene(rng: np.random.Generator) -> Scene:
+    """A random object: a body (yawed only, car-like proportions) and 1-4 randomly rotated parts, scaled so that its
+    bounding sphere has radius in [0.40, MAX_OBJECT_RADIUS]; front and back albedos differ by >= 0.45 (RGB L2)."""
+    count = int(rng.integers(2, 6))
+    kinds = rng.integers(0, 3, size=count)
+    centers, rotations, sizes = [], [], []
+    for i in range(count):
+        if i == 0:
+            centers.append(rng.normal(0.0, 0.03, size=3))
+            sizes.append(rng.uniform([0.25, 0.14, 0.10], [0.45, 0.30, 0.25]))
+            rotations.append(_yaw(rng.uniform(0, 2 * math.pi)))
+        else:
+            direction = rng.normal(size=3)
+            centers.append(direction / np.linalg.norm(direction) * rng.uniform(0.10, 0.35))
+            sizes.append(rng.uniform(0.06, 0.20, size=3))
+            rotations.append(_rotation_from_quaternion(rng.normal(size=4)))
+    front = [rng.uniform(0.05, 0.85, size=3) for _ in range(count)]
+    back = [_distinct_colour(rng, f) for f in front]
+    scene = Scene(
+        kinds=torch.as_tensor(kinds, dtype=torch.long),
+        centers=torch.tensor(np.stack(centers), dtype=torch.float32),
+        rotations=torch.tensor(np.stack(rotations), dtype=torch.float32),
+        sizes=torch.tensor(np.stack(sizes), dtype=torch.float32),
+        colours_front=torch.tensor(np.stack(front), dtype=torch.float32),
+        colours_back=torch.tensor(np.stack(back), dtype=torch.float32),
+    )
+    scale = float(rng.uniform(0.40, MAX_OBJECT_RADIUS)) / bounding_radius(scene)
+    return Scene(scene.kinds, scene.centers * scale, scene.rotations, scene.sizes * scale,
+                 scene.colours_front, scene.colours_back)  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Cameras
+
+
+def orbit_poses(
+    azimuth: Float[Tensor, " views"], elevation: Float[Tensor, " views"], distance: float = CAMERA_DISTANCE
+) -> Float[Tensor, "views 4 4"]:
+    """Camera-to-world poses (OpenCV axes, float64) at `distance` looking at the origin, world z up (radians)."""
+    eye = distance * torch.stack(
+        [elevation.cos() * azimuth.cos(), elevation.cos() * azimuth.sin(), elevation.sin()], dim=-1
+    )
+    up = torch.tensor([0.0, 0.0, 1.0], dtype=eye.dtype).expand_as(eye)
+    return look_at(eye, torch.zeros_like(eye), up)
+
+
+def hemisphere_poses(num_views: int, rng: np.random.Generator) -> Float[Tensor, "views 4 4"]:
+    """Random train cameras: uniform by area over the band TRAIN_ELEVATION_DEGREES of the upper hemisphere."""
+    low, high = (math.sin(math.radians(e)) for e in TRAIN_ELEVATION_DEGREES)
+    azimuth = torch.tensor(rng.uniform(0, 2 * math.pi, size=num_views), dtype=torch.float64)
+    elevation = torch.tensor(np.arcsin(rng.uniform(low, high, size=num_views)), dtype=torch.float64)
+    return orbit_poses(azimuth, elevation)
+
+
+def spiral_poses(num_views: int) -> Float[Tensor, "views 4 4"]:
+    """Test cameras on a spiral over the hemisphere (like SRN's 251 test views): view k at parameter
+    s = k / (num_views - 1), elevation linear in s from 80 deg to 10 deg, azimuth 2 pi SPIRAL_TURNS s."""
+    s = torch.linspace(0, 1, num_views, dtype=torch.float64) if num_views > 1 else torch.zeros(1, dtype=torch.float64)
+    start, end = (math.radians(e) for e in SPIRAL_ELEVATION_DEGREES)
+    return orbit_poses(2 * math.pi * SPIRAL_TURNS * s, start + (end - start) * s)
+
+
+def synthetic_intrinsics(resolution: int) -> Float[Tensor, "3 3"]:
+    """SRN's K scaled to `resolution`: focal from SRN's FOV, principal point at the image centre."""
+    focal = fov_to_focal(SRN_FOV_DEGREES, resolution)
+    return intrinsics(focal, focal, resolution / 2, resolution / 2, dtype=torch.float64)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Ray casting
+
+
+def _safe(values: Tensor) -> Tensor:
+    """Direction components bounded away from 0 (keeping the sign) so that slab divisions stay finite."""
+    return torch.where(values.abs() < 1e-9, torch.where(values < 0, -1e-9, 1e-9), values)
+
+
+def _hit_ellipsoids(origins: Tensor, directions: Tensor, sizes: Tensor) -> tuple[Tensor, Tensor]:
+    o, d = origins / sizes, directions / sizes
+    a = (d * d).sum(-1)
+    b = (o * d).sum(-1)
+    c = (o * o).sum(-1) - 1
+    discriminant = b * b - a * c
+    t = (-b - discriminant.clamp(min=0).sqrt()) / a
+    t = torch.where((discriminant >= 0) & (t > 0), t, torch.inf)
+    normals = (origins + t.nan_to_num(posinf=0)[..., None] * directions) / sizes**2
+    return t, normals
+
+
+def _hit_boxes(origins: Tensor, directions: Tensor, sizes: Tensor) -> tuple[Tensor, Tensor]:
+    d = _safe(directions)
+    t1, t2 = (-sizes - origins) / d, (sizes - origins) / d
+    near, far = torch.minimum(t1, t2), torch.maximum(t1, t2)
+    enter, axis = near.max(dim=-1)
+    leave = far.amin(dim=-1)
+    t = torch.where((enter <= leave) & (enter > 0), enter, torch.inf)
+    normals = torch.nn.functional.one_hot(axis, 3).to(d.dtype) * -torch.sign(d)
+    return t, normals
+
+
+def _hit_cylinders(origins: Tensor, directions: Tensor, sizes: Tensor) -> tuple[Tensor, Tensor]:
+    o, d = origins[..., :2] / sizes[..., :2], directions[..., :2] / sizes[..., :2]
+    a = (d * d).sum(-1).clamp(min=1e-12)
+    b = (o * d).sum(-1)
+    c = (o * o).sum(-1) - 1
+    discriminant = b * b - a * c
+    root = discriminant.clamp(min=0).sqrt()
+    side_enter, side_leave = (-b - root) / a, (-b + root) / a
+    dz = _safe(directions[..., 2])
+    t1, t2 = (-sizes[..., 2] - origins[..., 2]) / dz, (sizes[..., 2] - origins[..., 2]) / dz
+    cap_enter, cap_leave = torch.minimum(t1, t2), torch.maximum(t1, t2)
+    enter = torch.maximum(side_enter, cap_enter)
+    leave = torch.minimum(side_leave, cap_leave)
+    t = torch.where((discriminant >= 0) & (enter <= leave) & (enter > 0), enter, torch.inf)
+    point = origins + t.nan_to_num(posinf=0)[..., None] * directions
+    side = torch.cat([point[..., :2] / sizes[..., :2] ** 2, torch.zeros_like(point[..., 2:])], dim=-1)
+    cap = torch.cat([torch.zeros_like(point[..., :2]), -torch.sign(dz)[..., None]], dim=-1)
+    normals = torch.where((side_enter >= cap_enter)[..., None], side, cap)
+    return t, normals
+
+
+HIT_FUNCTIONS = {ELLIPSOID: _hit_ellipsoids, BOX: _hit_boxes, CYLINDER: _hit_cylinders}
+
+
+@dataclass(frozen=True)
+class Hits:
+    """Nearest entry hit per ray: distance `t` along the (unnormalized) direction (inf on a miss), the unit world
+    normal there and the primitive hit (-1 on a miss)."""
+
+    t: Float[Tensor, " rays"]
+    normals: Float[Tensor, "rays 3"]
+    primitive: Int[Tensor, " rays"]
+
+
+def intersect(scene: Scene, origins: Float[Tensor, "rays 3"], directions: Float[Tensor, "rays 3"]) -> Hits:
+    """Ray-cast a union of convex primitives (camera outside all of them): the first surface is the nearest entry
+    hit. Vectorized over rays; each primitive is tested exactly only on the rays that meet its bounding sphere."""
+    t_best = torch.full(origins.shape[:1], torch.inf, dtype=origins.dtype)
+    normals = torch.zeros_like(origins)
+    primitive = torch.full(origins.shape[:1], -1, dtype=torch.long)
+    radii = primitive_radii(scene.kinds, scene.sizes)
+    squared_length = (directions * directions).sum(-1)
+    for p in range(scene.kinds.shape[0]):
+        offsets = origins - scene.centers[p]
+        b = (offsets * directions).sum(-1)
+        c = (offsets * offsets).sum(-1) - radii[p] ** 2
+        candidates = torch.nonzero(b * b - squared_length * c >= 0).flatten()
+        rotation = scene.rotations[p]  # columns = local axes in world; local = R^T (world - c), i.e. rows @ R
+        t, local_normals = HIT_FUNCTIONS[int(scene.kinds[p])](
+            offsets[candidates] @ rotation, directions[candidates] @ rotation, scene.sizes[p]
+        )
+        closer = t < t_best[candidates]
+        chosen = candidates[closer]
+        t_best[chosen] = t[closer]
+        normals[chosen] = local_normals[closer] @ rotation.T
+        primitive[chosen] = p
+    return Hits(t=t_best, normals=torch.nn.functional.normalize(normals, dim=-1), primitive=primitive)
+
+
+def shade(
+    scene: Scene, hits: Hits, points: Float[Tensor, "rays 3"], background: float = 1.0
+) -> Float[Tensor, "rays 3"]:
+    """Lambert + ambient with the fixed light LIGHT_DIRECTION; albedo by the sign of world x; background on misses."""
+    index = hits.primitive.clamp(min=0)
+    albedo = torch.where((points[:, 0] >= 0)[:, None], scene.colours_front[index], scene.colours_back[index])
+    light = torch.nn.functional.normalize(torch.tensor(LIGHT_DIRECTION, dtype=points.dtype), dim=0)
+    lambert = (hits.normals @ light).clamp(min=0)
+    colour = albedo * (AMBIENT + (1 - AMBIENT) * lambert)[:, None]
+    return torch.where((hits.primitive >= 0)[:, None], colour, torch.full_like(colour, background))
+
+
+def cast_rays(
+    scene: Scene,
+    cam_to_world: Float[Tensor, "views 4 4"],
+    K: Float[Tensor, "views 3 3"],
+    view: Int[Tensor, " rays"],
+    u: Float[Tensor, " rays"],
+    v: Float[Tensor, " rays"],
+    max_rays: int = 1 << 18,
+) -> tuple[Float[Tensor, "rays 3"], Float[Tensor, " rays"], Int[Tensor, " rays"]]:
+    """Colour, camera depth (inf on a miss) and label (2 x primitive + [x >= 0], -1 on a miss) of the rays through
+    image points (u, v) (pixel units, centres at +0.5) of the given views, in chunks of `max_rays`."""
+    c2w = cam_to_world.float()
+    K_inv = torch.linalg.inv(K.float())
+    colours, depths, labels = [], [], []
+    for start in range(0, view.shape[0], max_rays):
+        index = view[start : start + max_rays]
+        pixels = torch.stack([u[start : start + max_rays], v[start : start + max_rays], torch.ones_like(index,
+                             dtype=torch.float32)], dim=-1)  # fmt: skip
+        rays_cam = torch.einsum("rij,rj->ri", K_inv[index], pixels)  # camera z = 1: t is camera depth
+        directions = torch.einsum("rij,rj->ri", c2w[index, :3, :3], rays_cam)
+        origins = c2w[index, :3, 3]
+        hits = intersect(scene, origins, directions)
+        points = origins + hits.t.nan_to_num(posinf=0)[:, None] * directions
+        colours.append(shade(scene, hits, points))
+        depths.append(hits.t)
+        labels.append(torch.where(hits.primitive >= 0, 2 * hits.primitive + (points[:, 0] >= 0).long(), -1))
+    return torch.cat(colours), torch.cat(depths), torch.cat(labels)
+
+
+def _edge_pixels(
+    labels: Int[Tensor, "views height width"], colours: Float[Tensor, "views 3 height width"], threshold: float
+) -> Tensor:
+    """Pixels whose label differs from an 8-neighbour's, or whose colour differs from one by more than
+    `threshold` (any channel): where a pixel's footprint may straddle an edge."""
+    height, width = labels.shape[1:]
+    padded_labels = torch.nn.functional.pad(labels[:, None].float(), (1, 1, 1, 1), mode="replicate")[:, 0]
+    padded_colours = torch.nn.functional.pad(colours, (1, 1, 1, 1), mode="replicate")
+    edge = torch.zeros_like(labels, dtype=torch.bool)
+    for dy in range(3):
+        for dx in range(3):
+            edge |= padded_labels[:, dy : dy + height, dx : dx + width] != labels
+            difference = (padded_colours[:, :, dy : dy + height, dx : dx + width] - colours).abs().amax(dim=1)
+            edge |= difference > threshold
+    return edge
+
+
+@dataclass(frozen=True)
+class SceneRender:
+    """Anti-aliased images and the camera depth at each pixel centre (inf where it sees background)."""
+
+    rgb: Float[Tensor, "views 3 height width"]
+    depth: Float[Tensor, "views height width"]
+
+
+def render_scene(
+    scene: Scene,
+    cam_to_world: Float[Tensor, "views 4 4"],
+    K: Float[Tensor, "views 3 3"],
+    height: int,
+    width: int,
+    supersampling: int = 3,
+    adaptive: bool = True,
+    edge_threshold: float = 0.02,
+) -> SceneRender:
+    """Ray-cast `scene` from each camera. Pixel colour = mean of `supersampling`^2 samples on a regular sub-grid
+    (sample k at (k + 0.5) / supersampling of the pixel). `adaptive`: one sample at each pixel centre first, then
+    the full sub-grid only where a pixel may straddle an edge (`_edge_pixels`); in smooth interiors the centre sample
+    equals the sub-grid mean up to the (second-order) curvature of the shading."""
+    views = cam_to_world.shape[0]
+    s = supersampling
+    view, row, col = torch.meshgrid(torch.arange(views), torch.arange(height), torch.arange(width), indexing="ij")
+    view, row, col = view.flatten(), row.flatten().float(), col.flatten().float()
+    colour, depth, label = cast_rays(scene, cam_to_world, K, view, col + 0.5, row + 0.5)
+    rgb = colour.reshape(views, height, width, 3).permute(0, 3, 1, 2).contiguous()
+    depth = depth.reshape(views, height, width)
+    if s == 1:
+        return SceneRender(rgb=rgb, depth=depth)
+    if adaptive:
+        refine = torch.nonzero(_edge_pixels(label.reshape(views, height, width), rgb, edge_threshold).flatten())
+        refine = refine.flatten()
+    else:
+        refine = torch.arange(views * height * width)
+    offsets = (torch.arange(s, dtype=torch.float32) + 0.5) / s
+    dv, du = (o.flatten() for o in torch.meshgrid(offsets, offsets, indexing="ij"))
+    samples = refine.repeat_interleave(s * s)
+    du, dv = du.repeat(refine.shape[0]), dv.repeat(refine.shape[0])
+    colour, _, _ = cast_rays(scene, cam_to_world, K, view[samples], col[samples] + du, row[samples] + dv)
+    flat = rgb.permute(0, 2, 3, 1).reshape(-1, 3).clone()
+    flat[refine] = colour.reshape(-1, s * s, 3).mean(dim=1)
+    return SceneRender(rgb=flat.reshape(views, height, width, 3).permute(0, 3, 1, 2).contiguous(), depth=depth)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Files and cache
+
+
+def format_pose(pose: Float[Tensor, "4 4"]) -> str:
+    """16 numbers on one line, each the shortest decimal that reads back to the same float64."""
+    return " ".join(repr(float(x)) for x in pose.flatten()) + "\n"
+
+
+def format_intrinsics(K: Float[Tensor, "3 3"], height: int, width: int) -> str:
+    """SRN's `intrinsics.txt`: `f cx cy 0`, `0. 0. 0.`, `1.`, `H W`."""
+    f, cx, cy = float(K[0, 0]), float(K[0, 2]), float(K[1, 2])
+    return f"{f!r} {cx!r} {cy!r} 0.\n0. 0. 0.\n1.\n{height} {width}\n"
+
+
+def to_uint8(images: Float[Tensor, "views 3 height width"]) -> np.ndarray:
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def write_object(
+    directory: Path,
+    images: Float[Tensor, "views 3 height width"],
+    cam_to_world: Float[Tensor, "views 4 4"],
+    K: Float[Tensor, "3 3"],
+) -> None:
+    """Write one object in SRN layout: intrinsics.txt, rgb/NNNNNN.png (RGB, 8 bit), pose/NNNNNN.txt."""
+    (directory / "rgb").mkdir(parents=True)
+    (directory / "pose").mkdir()
+    height, width = images.shape[-2:]
+    (directory / "intrinsics.txt").write_text(format_intrinsics(K, height, width))
+    for view, (pixels, pose) in enumerate(zip(to_uint8(images), cam_to_world, strict=True)):
+        Image.fromarray(pixels).save(directory / "rgb" / f"{view:06d}.png", format="PNG")
+        (directory / "pose" / f"{view:06d}.txt").write_text(format_pose(pose))
+
+
+def object_rngs(seed: int, split: str, index: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """Independent streams for the shape and for the train cameras of object `index` of `split`: an object's shape
+    does not change when the number of objects or views changes."""
+    key = [seed, SPLIT_CODES[split], index]
+    return np.random.default_rng([*key, 0]), np.random.default_rng([*key, 1])
+
+
+def generate_object(options: SyntheticOptions, split: str, index: int) -> tuple[str, Scene, Tensor, SceneRender]:
+    """(object id, scene, camera-to-world poses, render) of object `index` of `split`."""
+    shape_rng, camera_rng = object_rngs(options.seed, split, index)
+    object_id = shape_rng.bytes(16).hex()  # 32 hex digits, like ShapeNet ids
+    scene = sample_scene(shape_rng)
+    views = options.views(split)
+    poses = hemisphere_poses(views, camera_rng) if split == "train" else spiral_poses(views)
+    K = synthetic_intrinsics(options.resolution).expand(views, 3, 3)
+    render = render_scene(scene, poses, K, options.resolution, options.resolution, options.supersampling)
+    return object_id, scene, poses, render
+
+
+def write_splits(
+    options: SyntheticOptions,
+    directory: Path,
+    K: Float[Tensor, "3 3"],
+    manifest: dict,
+    progress: Callable[[str, int, int], None] | None,
+) -> None:
+    """Render and write every object of every split under `directory`; object ids go into `manifest`."""
+    for split in SPLITS:
+        split_dir = directory / DATASET_DIR / f"{CATEGORY}_{split}"
+        split_dir.mkdir(parents=True)
+        ids = []
+        for index in range(options.objects(split)):
+            object_id, _, poses, render = generate_object(options, split, index)
+            write_object(split_dir / object_id, render.rgb, poses, K)
+            ids.append(object_id)
+            if progress is not None:
+                progress(split, index + 1, options.objects(split))
+        manifest["objects"][split] = ids
+
+
+def is_complete(directory: Path) -> bool:
+    return (directory / MARKER).is_file() and (directory / "manifest.json").is_file()
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with `count` intra-op threads, then restore the previous setting."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def generate_synthetic(
+    options: SyntheticOptions = SyntheticOptions(),
+    cache_dir: str | Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    threads: int = 1,
+) -> Path:
+    """Generate (or reuse from `cache_dir`, default DEFAULT_CACHE_DIR) the dataset for `options`; returns the dataset
+    root `.../srn_synthetic`, to be read with `data.SRNDataset(root, split)`.
+
+    Written into a temporary sibling folder, manifest then marker last, then renamed into place; a folder under the
+    key without the marker (an interrupted older run) is deleted and regenerated. `progress(split, done, total)` is
+    called after each object. `threads`: torch intra-op threads while rendering (the output does not depend on
+    it); the work is many small tensor operations, for which one thread is the fastest on a busy 2-core machine.
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    final = cache_dir / options.key()
+    if is_complete(final):
+        return final / DATASET_DIR
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = cache_dir / f"{final.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        manifest = {"generator_version": GENERATOR_VERSION, "category": CATEGORY, "options": asdict(options),
+                    "depth_range": DEPTH_RANGES[CATEGORY], "objects": {}}  # fmt: skip
+        K = synthetic_intrinsics(options.resolution)
+        with torch_threads(threads):
+            write_splits(options, partial, K, manifest, progress)
+        (partial / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        (partial / MARKER).write_text(f"generator version {GENERATOR_VERSION}\n")
+        if final.exists() and not is_complete(final):
+            shutil.rmtree(final)
+        try:
+            os.rename(partial, final)
+        except OSError:
+            if not is_complete(final):  # pragma: no cover - only when another process wrote something odd there
+                raise
+    finally:
+        if partial.exists():  # another process finished first, or generation failed
+            shutil.rmtree(partial)
+    return final / DATASET_DIR
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="apps/srn/synthetic.py", description=__doc__.split("\n\n")[0])
+    for f in fields(SyntheticOptions):
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=int, default=f.default, help=f"default {f.default}")
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help=f"default {DEFAULT_CACHE_DIR}")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads while rendering (default 1)")
+    args = parser.parse_args(argv)
+    options = SyntheticOptions(**{f.name: getattr(args, f.name) for f in fields(SyntheticOptions)})
+    from rich.progress import Progress
+
+    with Progress() as bar:
+        tasks = {s: bar.add_task(f"{s} objects", total=options.objects(s)) for s in SPLITS}
+        update = lambda split, done, total: bar.update(tasks[split], completed=done)
+        root = generate_synthetic(options, args.cache_dir, update, threads=args.threads)
+    print(root)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

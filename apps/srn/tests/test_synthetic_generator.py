@@ -1,0 +1,191 @@
+"""The synthetic generator: deterministic bytes, cached by options, interrupted runs redone; objects fit SRN's depth
+range from every camera; front and back differ; ray casting hits the analytic surfaces; adaptive anti-aliasing
+agrees with full supersampling."""
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from synthetic import (
+    BOX,
+    CAMERA_DISTANCE,
+    CYLINDER,
+    ELLIPSOID,
+    HIT_FUNCTIONS,
+    MARKER,
+    MAX_OBJECT_RADIUS,
+    Scene,
+    SyntheticOptions,
+    bounding_radius,
+    generate_synthetic,
+    hemisphere_poses,
+    object_rngs,
+    orbit_poses,
+    render_scene,
+    sample_scene,
+    spiral_poses,
+    synthetic_intrinsics,
+)
+
+SMALL = SyntheticOptions(resolution=12, train_objects=2, val_objects=1, test_objects=1, train_views=3, val_views=4,
+                         test_views=4, seed=11, supersampling=2)  # fmt: skip
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def scene_for(seed: int) -> Scene:
+    return sample_scene(object_rngs(seed, "train", 0)[0])
+
+
+def test_generation_is_deterministic_to_the_byte(tmp_path: Path) -> None:
+    first = generate_synthetic(SMALL, tmp_path / "a")
+    second = generate_synthetic(SMALL, tmp_path / "b", threads=2)  # thread count does not change a byte
+    assert first.name == "srn_synthetic" and first.parent.name == SMALL.key()
+    written = files(first.parent)
+    assert written == files(second.parent)
+    assert sum(name.endswith(".png") for name in written) == 2 * 3 + 4 + 4
+    other = generate_synthetic(SyntheticOptions(**{**SMALL.__dict__, "seed": 12}), tmp_path / "a")
+    assert other.parent != first.parent
+    assert {k: v for k, v in files(other.parent).items() if k.endswith(".png")} != {
+        k: v for k, v in written.items() if k.endswith(".png")
+    }
+
+
+def test_generation_is_cached_by_options(tmp_path: Path) -> None:
+    calls = []
+    root = generate_synthetic(SMALL, tmp_path, progress=lambda *args: calls.append(args))
+    assert calls[-1] == ("test", 1, 1) and len(calls) == 4
+    marker = root.parent / MARKER
+    stamp = marker.stat().st_mtime_ns
+    again = generate_synthetic(SMALL, tmp_path, progress=lambda *args: calls.append(args))
+    assert again == root and len(calls) == 4 and marker.stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in tmp_path.iterdir()) == [SMALL.key()]  # no partial folders left behind
+
+
+def test_interrupted_generation_is_not_mistaken_for_a_complete_one(tmp_path: Path) -> None:
+    reference = files(generate_synthetic(SMALL, tmp_path / "reference").parent)
+    stale = tmp_path / "cache" / SMALL.key()
+    (stale / "srn_synthetic" / "synthetic_train" / "half-written").mkdir(parents=True)
+    (stale / "manifest.json").write_text("{}")  # but no marker: the run died before finishing
+    root = generate_synthetic(SMALL, tmp_path / "cache")
+    assert (root.parent / MARKER).is_file() and files(root.parent) == reference
+
+
+def test_every_option_is_part_of_the_cache_key() -> None:
+    base = SyntheticOptions()
+    keys = {base.key()}
+    for name, value in base.__dict__.items():
+        keys.add(SyntheticOptions(**{**base.__dict__, name: value + 1}).key())
+    assert len(keys) == 1 + len(base.__dict__)
+    with pytest.raises(ValueError, match="resolution"):
+        SyntheticOptions(resolution=0)
+
+
+def test_objects_fit_inside_the_srn_depth_range_by_construction() -> None:
+    radii = [bounding_radius(scene_for(seed)) for seed in range(200)]
+    assert max(radii) <= MAX_OBJECT_RADIUS + 1e-5 and min(radii) >= 0.40 - 1e-5
+    assert CAMERA_DISTANCE - MAX_OBJECT_RADIUS >= 0.8 and CAMERA_DISTANCE + MAX_OBJECT_RADIUS <= 1.8
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_every_visible_surface_is_within_depth_0_8_to_1_8_from_every_camera(seed: int) -> None:
+    scene = scene_for(seed)
+    poses = torch.cat([hemisphere_poses(12, np.random.default_rng(seed)), spiral_poses(12)])
+    K = synthetic_intrinsics(40).expand(24, 3, 3)
+    depth = render_scene(scene, poses, K, 40, 40, supersampling=1).depth
+    visible = depth[torch.isfinite(depth)]
+    assert visible.numel() > 24 * 40  # the object is seen
+    assert visible.min() >= 0.8 and visible.max() <= 1.8
+
+
+def test_cameras_orbit_at_srn_distance_on_the_upper_hemisphere() -> None:
+    for poses in (hemisphere_poses(100, np.random.default_rng(0)), spiral_poses(251)):
+        centres = poses[:, :3, 3]
+        torch.testing.assert_close(centres.norm(dim=-1), torch.full((len(poses),), 1.3, dtype=torch.float64))
+        assert (centres[:, 2] > 0).all()
+        forward = poses[:, :3, 2]
+        torch.testing.assert_close(forward, -centres / 1.3)
+    elevation = torch.asin(spiral_poses(251)[:, 2, 3] / 1.3)
+    assert (elevation.diff() < 0).all()  # the spiral descends from near the pole towards the horizon
+
+
+def test_front_and_back_have_different_colours_so_one_view_is_ambiguous() -> None:
+    """From +x the back (x < 0) is hidden: recolouring the back barely changes that view but changes the -x view."""
+    poses = orbit_poses(torch.tensor([0.0, math.pi], dtype=torch.float64), torch.full((2,), 0.2, dtype=torch.float64))
+    K = synthetic_intrinsics(32).expand(2, 3, 3)
+    for seed in range(5):
+        scene = scene_for(seed)
+        assert ((scene.colours_front - scene.colours_back).norm(dim=-1) >= 0.45).all()
+        same = Scene(scene.kinds, scene.centers, scene.rotations, scene.sizes, scene.colours_front,
+                     scene.colours_front)  # fmt: skip
+        original = render_scene(scene, poses, K, 32, 32).rgb
+        recoloured = render_scene(same, poses, K, 32, 32).rgb
+        foreground = (original < 1).any(dim=1, keepdim=True).float()
+        change = (original - recoloured).abs().mul(foreground).sum(dim=(1, 2, 3)) / (3 * foreground.sum(dim=(1, 2, 3)))
+        assert change[1] > 0.05 and change[0] < 0.25 * change[1], change
+
+
+@pytest.mark.parametrize("kind", [ELLIPSOID, BOX, CYLINDER])
+def test_ray_hits_lie_on_the_surface_with_outward_normals_and_misses_never_enter(kind: int) -> None:
+    generator = torch.Generator().manual_seed(kind)
+    sizes = torch.tensor([0.3, 0.2, 0.15])
+    origins = torch.nn.functional.normalize(torch.randn(4000, 3, generator=generator), dim=-1) * 1.2
+    targets = (torch.rand(4000, 3, generator=generator) - 0.5) * 0.8
+    directions = (targets - origins) * (0.5 + torch.rand(4000, 1, generator=generator))
+    t, normals = HIT_FUNCTIONS[kind](origins, directions, sizes)
+    hit = torch.isfinite(t)
+    assert 0.2 < hit.float().mean() < 0.95
+    q = (origins + t.nan_to_num(posinf=0)[:, None] * directions)[hit] / sizes
+    level = {
+        ELLIPSOID: q.norm(dim=-1),
+        BOX: q.abs().amax(dim=-1),
+        CYLINDER: torch.maximum(q[:, :2].norm(dim=-1), q[:, 2].abs()),
+    }[kind]
+    torch.testing.assert_close(level, torch.ones_like(level), atol=1e-4, rtol=0)
+    assert ((normals[hit] * directions[hit]).sum(-1) < 0).all()
+    steps = torch.linspace(0, 3, 600)
+    samples = (origins[~hit, None] + steps[:, None] * directions[~hit, None]) / sizes
+    inside = {
+        ELLIPSOID: samples.norm(dim=-1) < 1 - 1e-3,
+        BOX: samples.abs().amax(dim=-1) < 1 - 1e-3,
+        CYLINDER: torch.maximum(samples[..., :2].norm(dim=-1), samples[..., 2].abs()) < 1 - 1e-3,
+    }[kind]
+    assert not inside.any()
+
+
+def test_adaptive_antialiasing_agrees_with_full_supersampling() -> None:
+    poses = spiral_poses(6)
+    K = synthetic_intrinsics(48).expand(6, 3, 3)
+    for seed in range(3):
+        scene = scene_for(seed)
+        full = render_scene(scene, poses, K, 48, 48, supersampling=3, adaptive=False).rgb
+        adaptive = render_scene(scene, poses, K, 48, 48, supersampling=3).rgb
+        aliased = render_scene(scene, poses, K, 48, 48, supersampling=1).rgb
+        error = (adaptive - full).abs().mean()
+        assert error < 0.05 * (aliased - full).abs().mean()
+
+
+def test_background_is_white_and_the_object_is_centred_and_fills_the_view() -> None:
+    scene = scene_for(0)
+    rgb = render_scene(scene, spiral_poses(8), synthetic_intrinsics(32).expand(8, 3, 3), 32, 32).rgb
+    assert (rgb[..., 0, 0] == 1).all() and (rgb[..., -1, -1] == 1).all()
+    foreground = (rgb < 0.999).any(dim=1).float()
+    assert 0.1 < foreground.mean() < 0.8
+    assert foreground[:, 14:18, 14:18].mean() > 0.5
+
+
+def test_generation_leaves_no_partial_folder_when_it_fails(tmp_path: Path, monkeypatch) -> None:
+    import synthetic
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(synthetic, "write_object", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        generate_synthetic(SMALL, tmp_path)
+    assert os.listdir(tmp_path) == []
