@@ -8,7 +8,7 @@ from .schedule import Schedule, check_timesteps
 def per_sample_timesteps(schedule: Schedule, t: int | Tensor, x: Tensor, name: str, *, low: int | None = 0) -> Tensor:
     """`t` (an int, a 0-d tensor or one value per sample) as int64 on x's device; ValueError on a bad shape/range."""
     if x.ndim < 1:
-        raise ValueError(f"x must have a leading batch dimension, got a 0-d tensor for {name}'s sample")
+        raise ValueError(f"the sample must have a leading batch dimension to go with {name}, got a 0-d tensor")
     t = check_timesteps(schedule, t, name, low=low).to(x.device)
     if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != x.shape[0]):
         raise ValueError(f"{name} must be a scalar or have shape [batch]=[{x.shape[0]}], got {list(t.shape)}")
