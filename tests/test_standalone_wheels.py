@@ -22,6 +22,20 @@ SMOKE = {
         assert out.rgb.shape == (1, 1, 3, 16, 16) and abs(out.alpha.max() - 0.9) < 1e-5, out.alpha.max()
         print("rendered", float(out.alpha.max()))
     """,
+    "splat-diffusion": """
+        import torch
+        from splat_diffusion import Schedule, ddim_timesteps, q_sample, sdedit_start, timestep_weights, unrolled_ddim
+        schedule = Schedule.linear(100)
+        g = torch.Generator().manual_seed(0)
+        x0, noise = torch.randn(2, 24, 8, 8, generator=g), torch.randn(2, 24, 8, 8, generator=g)
+        timesteps = ddim_timesteps(schedule, num_steps=10, t_start=60)
+        oracle = lambda x_t, t: x0  # a perfect denoiser: DDIM with eta = 0 must return x0 exactly
+        traj = unrolled_ddim(oracle, sdedit_start(schedule, x0, 60, noise), timesteps, schedule)
+        assert traj.xs.shape == (11, 2, 24, 8, 8), traj.xs.shape
+        assert torch.allclose(traj.sample, x0, atol=1e-5), (traj.sample - x0).abs().max()
+        assert torch.allclose(traj.xs[5], q_sample(schedule, x0, timesteps[5], noise), atol=1e-5)
+        print("ddim", timesteps.tolist(), float((traj.sample - x0).abs().max()), timestep_weights(schedule, timesteps))
+    """,
 }
 
 
