@@ -127,7 +127,7 @@ def unrolled_ddim(
     generator: torch.Generator | None = None,
 ) -> Trajectory:
     """Run DDIM from `x_start` (at `timesteps[0]`) through every step down to the clean sample, keeping the autograd
-    graph of all steps when grad is enabled (the paper's multi-step training, section "multi-step denoising").
+    graph of all steps when grad is enabled (the paper's multi-step denoising training, stage 2).
 
     `timesteps` is strictly decreasing along steps, in [0, T - 1] (e.g. `ddim_timesteps(...)`), either shared
     `[steps]` or per sample `[steps batch]`; step i goes from timesteps[i] to timesteps[i + 1], the last to t = -1.
@@ -151,12 +151,12 @@ def unrolled_ddim(
     if not (0.0 <= eta <= 1.0):
         raise ValueError(f"eta must lie in [0, 1], got {eta}")
 
-    def step(x: Tensor, t: Tensor, t_prev: Tensor, eta: float, noise: Tensor | None) -> tuple[Tensor, Tensor]:
+    def step(x: Tensor, t: Tensor, t_prev: Tensor, step_eta: float, noise: Tensor | None) -> tuple[Tensor, Tensor]:
         x0_hat = denoise(x, t)
         if not isinstance(x0_hat, Tensor) or x0_hat.shape != x.shape:
             got = list(x0_hat.shape) if isinstance(x0_hat, Tensor) else type(x0_hat).__name__
             raise ValueError(f"denoise(x_t, t) must return x0_hat of shape {list(x.shape)}, got {got}")
-        return x0_hat, ddim_step(schedule, x, t, t_prev, x0_hat, eta=eta, noise=noise)
+        return x0_hat, ddim_step(schedule, x, t, t_prev, x0_hat, eta=step_eta, noise=noise)
 
     use_checkpoint = checkpoint and torch.is_grad_enabled()
     num_steps = timesteps.shape[0]
