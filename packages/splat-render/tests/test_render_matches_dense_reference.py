@@ -72,3 +72,22 @@ def test_float32_render_matches_float64_render() -> None:
     # thresholds (1/255, 1e-4) may flip for a few pixel-Gaussian pairs in float32: compare in the mean and the bulk
     difference = (out32.rgb.double() - out64.rgb).abs()
     assert difference.mean() < 1e-5 and torch.quantile(difference.flatten(), 0.999) < 1e-3
+
+
+def test_render_gradients_are_bit_for_bit_reproducible_on_cpu() -> None:
+    generator = torch.Generator().manual_seed(4)
+    gaussians = random_gaussians(generator, 2, 3000, sh_degree=1, scale_range=(0.01, 0.2), dtype=torch.float32)
+    cameras = orbit_cameras(generator, 2, 2, 48, 40, dtype=torch.float32)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        grads = []
+        for _ in range(3):
+            leaves = {k: v.clone().requires_grad_() for k, v in gaussians.tensors().items()}
+            out = render(type(gaussians)(**leaves), cameras, background=1.0, backend="torch")
+            (out.rgb.square().sum() + out.depth.sum()).backward()
+            grads.append([leaf.grad for leaf in leaves.values()])
+    finally:
+        torch.set_num_threads(threads)
+    for other in grads[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(grads[0], other, strict=True))

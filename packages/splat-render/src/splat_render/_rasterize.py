@@ -147,14 +147,15 @@ def rasterize_tiles(
     pixels = tile_size * tile_size
     dtype, device = colors.dtype, colors.device
 
-    # Per-Gaussian parameters, flattened over images, with one padding row at the end.
+    # Per-Gaussian parameters packed into rows [mean 2 | conic 3 | log opacity 1 | colors C | 1], flattened over
+    # images, with one padding row at the end. Chunks gather rows with `index_select`, whose backward (index_add) is
+    # deterministic on CPU, unlike advanced indexing's (index_put with accumulate): runs are reproducible bit for bit.
+    log_opacities = torch.log(opacities.clamp_min(ALPHA_THRESHOLD))
+    rows = torch.cat([means2d, conics, log_opacities[..., None], colors, torch.ones_like(colors[..., :1])], -1)
+    pad_row = torch.zeros_like(rows[0, :1])
+    pad_row[:, 5] = _PAD_LOG_OPACITY
+    rows = torch.cat([rows.reshape(-1, rows.shape[-1]), pad_row])
     pad = flat_ids.new_full((1,), images * count)
-    flat_means = torch.cat([means2d.reshape(-1, 2), means2d.new_zeros(1, 2)])
-    flat_conics = torch.cat([conics.reshape(-1, 3), conics.new_zeros(1, 3)])
-    log_opacities = torch.log(opacities.clamp_min(ALPHA_THRESHOLD)).reshape(-1)
-    flat_log_opacities = torch.cat([log_opacities, log_opacities.new_full((1,), _PAD_LOG_OPACITY)])
-    ones = colors.new_ones(images * count + 1, 1)
-    flat_colors = torch.cat([torch.cat([colors.reshape(-1, channels), colors.new_zeros(1, channels)]), ones], -1)
 
     tile_starts = torch.cumsum(tile_counts, 0) - tile_counts
     nonempty = torch.nonzero(tile_counts > 0).squeeze(1)
@@ -172,15 +173,16 @@ def rasterize_tiles(
         index = tile_starts[tiles, None] + slot
         valid = slot < tile_counts[tiles, None]
         ids = torch.where(valid, flat_ids[index.clamp_max(flat_ids.numel() - 1)], pad)
-        means_local = flat_means[ids] - tile_centres[tiles, None, :]
+        gathered = rows.index_select(0, ids.flatten()).unflatten(0, ids.shape)  # [G K 7+C]
+        means_local = gathered[..., 0:2] - tile_centres[tiles, None, :]
         outputs.append(
-            _composite_chunk(features_px, means_local, flat_conics[ids], flat_log_opacities[ids], flat_colors[ids])
+            _composite_chunk(features_px, means_local, gathered[..., 2:5], gathered[..., 5], gathered[..., 6:])
         )
     outputs.append(colors.new_zeros(1, pixels, channels + 1))  # shared by all empty tiles
     stacked = torch.cat(outputs)
     position = torch.full((images * tiles_y * tiles_x,), nonempty.numel(), dtype=torch.long, device=device)
     position[nonempty] = torch.arange(nonempty.numel(), device=device)
-    tiled = stacked[position].reshape(images, tiles_y, tiles_x, tile_size, tile_size, channels + 1)
+    tiled = stacked.index_select(0, position).reshape(images, tiles_y, tiles_x, tile_size, tile_size, channels + 1)
     image = tiled.permute(0, 1, 3, 2, 4, 5).reshape(images, tiles_y * tile_size, tiles_x * tile_size, channels + 1)
     image = image[:, :height, :width]
     return image[..., :channels], image[..., channels:]

@@ -1,0 +1,248 @@
+"""The three stage runners, all on the one loop skeleton of `splat_train.loop`:
+
+* `train_teacher` — the Splatter Image recipe: Adam (eps 1e-15), L2 on rendered views, optionally LPIPS from a given
+  step (weight 0.01 in the official fine-tuning run), EMA of the weights.
+* `bootstrap` (stage 1) — t ~ U{0..T−1}; L = L_3DGS + [t ≥ t*] (L_image + L_cyc), single-step denoising of the noised
+  teacher map; batch of objects × target views.
+* `multistep` (stage 2) — t_start ~ U{t*+1..T−1}, the noised teacher map is denoised by DDIM (10 steps) *with gradients
+  through every step* (per-step activation checkpointing), the rendering losses of the trajectory's x0 predictions
+  are weighted by λ_t, plus L_cyc; no 3D loss.
+
+A stage gets its data as `sample_batch(step, generator) -> ViewBatch` (the app decides what a batch is); every
+random draw goes through the loop's generator, so runs are deterministic on CPU and resume bit-for-bit.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from splat_diffusion import (
+    DEFAULT_WEIGHTING,
+    Schedule,
+    WeightingKind,
+    ddim_timesteps,
+    q_sample,
+    sample_timesteps,
+    sdedit_start,
+    timestep_weights,
+    unrolled_ddim,
+)
+from splat_render import Gaussians, render
+from torch import Tensor, nn
+
+from .batch import ViewBatch
+from .cycle import cycle_consistency_loss
+from .loop import LoopConfig, LoopResult, LossOutput, run_loop
+from .losses import gaussian_map_loss, l2, lpips_loss
+from .student import GaussianDenoiser, student_gaussians, teacher_targets
+
+BatchSampler = Callable[[int, torch.Generator], ViewBatch]
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """The diffusion process of the student (paper: T = 100, t* = 20, 10 DDIM steps)."""
+
+    schedule: Literal["linear", "cosine"] = "linear"
+    num_train_steps: int = 100  # T
+    t_star: int = 20  # image losses only for t >= t*; stage 2 starts above it
+    ddim_steps: int = 10  # DDIM steps of the multi-step stage and of sampling
+
+    def make_schedule(self) -> Schedule:
+        if self.schedule == "linear":
+            return Schedule.linear(self.num_train_steps)
+        if self.schedule == "cosine":
+            return Schedule.cosine(self.num_train_steps)
+        raise ValueError(f"schedule must be 'linear' or 'cosine', got {self.schedule!r}")
+
+
+@dataclass(frozen=True)
+class TeacherStageConfig:
+    loop: LoopConfig = LoopConfig(max_steps=800_000, checkpoint_every=1000)
+    learning_rate: float = 5e-5  # Splatter Image's released models (code value; the paper appendix says 2e-4)
+    adam_eps: float = 1e-15  # Splatter Image's Adam epsilon
+    lpips_weight: float = 0.01  # weight of LPIPS once enabled: loss = (1 − w) L2 + w LPIPS
+    lpips_start_step: int | None = None  # enable LPIPS from this step on (None: never; needs the VGG16 weights)
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class BootstrapConfig:
+    loop: LoopConfig = LoopConfig(max_steps=100_000, checkpoint_every=1000)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    learning_rate: float = 1e-4
+    map_weight: float = 1.0  # L_3DGS
+    image_weight: float = 1.0  # L_image, for samples with t >= t*
+    cycle_weight: float = 1.0  # L_cyc, for samples with t >= t* (0 disables)
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class MultistepConfig:
+    loop: LoopConfig = LoopConfig(max_steps=20_000, checkpoint_every=500)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    learning_rate: float = 2e-5
+    weighting: WeightingKind = DEFAULT_WEIGHTING  # λ_t of the per-step rendering losses (see splat_diffusion.weighting)
+    render_steps: Literal["all", "final"] = "all"  # render every step's x0 prediction, or only the final sample
+    cycle_weight: float = 1.0
+    checkpoint_steps: bool = True  # activation checkpointing per DDIM step (same values and gradients, less memory)
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+def _background(config, like: Tensor) -> Tensor:
+    return torch.tensor(config.background, dtype=like.dtype, device=like.device)
+
+
+def rendering_loss(gaussians: Gaussians, batch: ViewBatch, background: Tensor) -> Tensor:
+    """Mean over target views of the per-view L2 between renders and ground truth, per object."""
+    rendered = render(gaussians, batch.target_cameras, background=background).rgb
+    return l2(rendered, batch.target_images).mean(dim=1)
+
+
+def _randn(like: Tensor, generator: torch.Generator) -> Tensor:
+    return torch.randn(like.shape, generator=generator, dtype=like.dtype).to(like.device)
+
+
+def _frozen(teacher: nn.Module) -> nn.Module:
+    teacher.eval()
+    teacher.requires_grad_(False)
+    return teacher
+
+
+def train_teacher(
+    teacher: nn.Module,
+    sample_batch: BatchSampler,
+    config: TeacherStageConfig,
+    run_dir,
+    *,
+    lpips_model: nn.Module | None = None,
+) -> LoopResult:
+    """Train a teacher on rendered target views (Splatter Image recipe)."""
+    if config.lpips_start_step is not None and lpips_model is None:
+        raise ValueError("lpips_start_step is set but no lpips_model was given (see splat_train.load_lpips_vgg)")
+    optimizer = torch.optim.Adam(teacher.parameters(), lr=config.learning_rate, eps=config.adam_eps)
+    step_counter = {"step": 0}
+
+    def sample(step: int, generator: torch.Generator) -> ViewBatch:
+        step_counter["step"] = step
+        return sample_batch(step, generator)
+
+    def compute_loss(batch: ViewBatch, generator: torch.Generator) -> LossOutput:
+        output = teacher(batch.source_images, batch.source_cameras, **batch.teacher_inputs)
+        rendered = render(output.gaussians, batch.target_cameras, background=_background(config, batch.source_images))
+        mse = l2(rendered.rgb, batch.target_images).mean()
+        terms = {"l2": float(mse.detach())}
+        loss = mse
+        if config.lpips_start_step is not None and step_counter["step"] >= config.lpips_start_step:
+            perceptual = lpips_loss(lpips_model, rendered.rgb, batch.target_images).mean()
+            loss = (1 - config.lpips_weight) * mse + config.lpips_weight * perceptual
+            terms["lpips"] = float(perceptual.detach())
+        return LossOutput(loss, terms)
+
+    return run_loop(stage="teacher", model=teacher, optimizer=optimizer, sample_batch=sample,
+                    compute_loss=compute_loss, config=config.loop, run_dir=run_dir, stage_config=config)  # fmt: skip
+
+
+def bootstrap_loss(
+    student: GaussianDenoiser,
+    teacher: nn.Module,
+    schedule: Schedule,
+    batch: ViewBatch,
+    config: BootstrapConfig,
+    generator: torch.Generator,
+) -> LossOutput:
+    """Stage 1 (paper eq. L_bootstrap): single-step denoising of the noised teacher map from a random t."""
+    clean = teacher_targets(teacher, student, batch.source_images, batch.source_cameras, **batch.teacher_inputs)
+    t = sample_timesteps(schedule, batch.batch_size, generator=generator, device="cpu").to(clean.device)
+    noisy = q_sample(schedule, clean, t, _randn(clean, generator))
+    predicted = student(noisy, t, batch.source_images)
+    map_loss = gaussian_map_loss(predicted, clean)
+    supervised = (t >= config.diffusion.t_star).to(clean.dtype)
+    gaussians = student_gaussians(teacher, student, predicted, batch.source_cameras, **batch.teacher_inputs)
+    background = _background(config, clean)
+    image_loss = rendering_loss(gaussians, batch, background)
+    total = config.map_weight * map_loss + config.image_weight * supervised * image_loss
+    terms = {"map": float(map_loss.mean().detach()), "image": float(image_loss.mean().detach())}
+    if config.cycle_weight > 0:
+        cycle = cycle_consistency_loss(student, teacher, schedule, batch, gaussians, t, _randn(clean, generator),
+                                       view=batch.num_views - 1, background=background)  # fmt: skip
+        total = total + config.cycle_weight * supervised * cycle
+        terms["cycle"] = float(cycle.mean().detach())
+    return LossOutput(total.mean(), terms)
+
+
+def bootstrap(
+    student: GaussianDenoiser, teacher: nn.Module, sample_batch: BatchSampler, config: BootstrapConfig, run_dir
+) -> LoopResult:
+    """Stage 1: train the student from the teacher (3D loss) and the images (rendering and cycle losses)."""
+    teacher = _frozen(teacher)
+    schedule = config.diffusion.make_schedule().to(next(student.parameters()).device)
+    optimizer = torch.optim.Adam(student.parameters(), lr=config.learning_rate)
+    return run_loop(
+        stage="bootstrap",
+        model=student,
+        optimizer=optimizer,
+        sample_batch=sample_batch,
+        compute_loss=lambda batch, generator: bootstrap_loss(student, teacher, schedule, batch, config, generator),
+        config=config.loop,
+        run_dir=run_dir,
+        stage_config=config,
+    )
+
+
+def multistep_loss(
+    student: GaussianDenoiser,
+    teacher: nn.Module,
+    schedule: Schedule,
+    batch: ViewBatch,
+    config: MultistepConfig,
+    generator: torch.Generator,
+) -> LossOutput:
+    """Stage 2 (paper eq. L_mlt-stp + L_cyc): DDIM from the noised teacher map with gradients through all steps."""
+    diffusion = config.diffusion
+    clean = teacher_targets(teacher, student, batch.source_images, batch.source_cameras, **batch.teacher_inputs)
+    t_start = sample_timesteps(schedule, batch.batch_size, low=diffusion.t_star + 1, generator=generator,
+                               device="cpu").to(clean.device)  # fmt: skip
+    timesteps = ddim_timesteps(schedule, diffusion.ddim_steps, t_start)  # [steps batch]
+    start = sdedit_start(schedule, clean, t_start, _randn(clean, generator))
+    trajectory = unrolled_ddim(student.denoiser(batch.source_images), start, timesteps, schedule,
+                               checkpoint=config.checkpoint_steps)  # fmt: skip
+    background = _background(config, clean)
+    steps = range(trajectory.num_steps) if config.render_steps == "all" else [trajectory.num_steps - 1]
+    weights = timestep_weights(schedule, timesteps[list(steps)], config.weighting, dtype=clean.dtype)  # [S batch]
+    losses = []
+    for step in steps:
+        gaussians = student_gaussians(teacher, student, trajectory.x0_hats[step], batch.source_cameras,
+                                      **batch.teacher_inputs)  # fmt: skip
+        losses.append(rendering_loss(gaussians, batch, background))
+    per_step = torch.stack(losses)  # [S batch]
+    image_loss = (weights * per_step).sum(0) / weights.sum(0)
+    total = image_loss
+    terms = {"image": float(image_loss.mean().detach()), "final_image": float(per_step[-1].mean().detach())}
+    if config.cycle_weight > 0:
+        final = student_gaussians(teacher, student, trajectory.sample, batch.source_cameras, **batch.teacher_inputs)
+        cycle = cycle_consistency_loss(student, teacher, schedule, batch, final, t_start, _randn(clean, generator),
+                                       view=batch.num_views - 1, background=background)  # fmt: skip
+        total = total + config.cycle_weight * cycle
+        terms["cycle"] = float(cycle.mean().detach())
+    return LossOutput(total.mean(), terms)
+
+
+def multistep(
+    student: GaussianDenoiser, teacher: nn.Module, sample_batch: BatchSampler, config: MultistepConfig, run_dir
+) -> LoopResult:
+    """Stage 2: multi-step denoising fine-tuning with rendering losses only (no 3D loss)."""
+    teacher = _frozen(teacher)
+    schedule = config.diffusion.make_schedule().to(next(student.parameters()).device)
+    optimizer = torch.optim.Adam(student.parameters(), lr=config.learning_rate)
+    return run_loop(
+        stage="multistep",
+        model=student,
+        optimizer=optimizer,
+        sample_batch=sample_batch,
+        compute_loss=lambda batch, generator: multistep_loss(student, teacher, schedule, batch, config, generator),
+        config=config.loop,
+        run_dir=run_dir,
+        stage_config=config,
+    )

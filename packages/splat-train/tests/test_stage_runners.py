@@ -1,0 +1,135 @@
+"""The three stage runners on a fixed tiny batch: they learn, stage 2 backpropagates through every DDIM step,
+and a stage resumes bit-for-bit."""
+
+import dataclasses
+import json
+import pathlib
+
+import pytest
+import torch
+import train_fixtures as F
+from splat_train.loop import LoopConfig, NonFiniteLossError
+from splat_train.stages import (
+    BootstrapConfig,
+    DiffusionConfig,
+    MultistepConfig,
+    TeacherStageConfig,
+    bootstrap,
+    multistep,
+    multistep_loss,
+    train_teacher,
+)
+from splat_train.student import map_statistics
+
+BATCH = F.batch([0, 1], angles=(0.0, 50.0))
+
+
+def _loop(steps: int, **overrides) -> LoopConfig:
+    return LoopConfig(max_steps=steps, log_every=1, progress=False, ema_start=0, **overrides)
+
+
+def _losses(run_dir: pathlib.Path, stage: str, key: str = "loss") -> list[float]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)[key] for line in lines if json.loads(line)["stage"] == stage]
+
+
+def _student(teacher):
+    student = F.tiny_student(teacher)
+    with torch.no_grad():
+        maps = teacher.eval()(BATCH.source_images, BATCH.source_cameras).gaussian_map
+    student.set_normalizer(*map_statistics([maps]))
+    return student
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def test_teacher_stage_decreases_its_loss(tmp_path: pathlib.Path) -> None:
+    teacher = F.tiny_teacher()
+    config = TeacherStageConfig(loop=_loop(25), learning_rate=3e-3)
+    train_teacher(teacher, lambda step, generator: BATCH, config, tmp_path)
+    losses = _losses(tmp_path, "teacher")
+    assert len(losses) == 25 and _mean(losses[-3:]) < 0.7 * _mean(losses[:3])
+
+
+def test_bootstrap_stage_decreases_its_loss(tmp_path: pathlib.Path) -> None:
+    teacher = F.tiny_teacher()
+    config = BootstrapConfig(loop=_loop(25), learning_rate=2e-3)
+    bootstrap(_student(teacher), teacher, lambda step, generator: BATCH, config, tmp_path)
+    maps = _losses(tmp_path, "bootstrap", "map")
+    assert _mean(maps[-5:]) < 0.7 * _mean(maps[:5])
+
+
+def test_multistep_stage_decreases_its_loss(tmp_path: pathlib.Path) -> None:
+    teacher = F.tiny_teacher()
+    config = MultistepConfig(loop=_loop(12), learning_rate=1e-3, diffusion=DiffusionConfig(ddim_steps=4))
+    multistep(_student(teacher), teacher, lambda step, generator: BATCH, config, tmp_path)
+    losses = _losses(tmp_path, "multistep", "image")
+    assert _mean(losses[-3:]) < _mean(losses[:3])
+
+
+class _CountBackward(torch.autograd.Function):
+    """Identity whose backward counts how many denoiser outputs the gradient passes through."""
+
+    calls = 0
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        _CountBackward.calls += 1
+        return grad
+
+
+def _multistep_gradients(student, teacher, checkpoint: bool) -> tuple[list[torch.Tensor], int]:
+    config = MultistepConfig(render_steps="final", cycle_weight=0.0, checkpoint_steps=checkpoint)
+    _CountBackward.calls = 0
+    handle = student.network.register_forward_hook(lambda module, args, output: _CountBackward.apply(output))
+    try:
+        output = multistep_loss(student, teacher, config.diffusion.make_schedule(), BATCH, config,
+                                torch.Generator().manual_seed(0))  # fmt: skip
+        grads = torch.autograd.grad(output.loss, list(student.parameters()))
+    finally:
+        handle.remove()
+    return list(grads), _CountBackward.calls
+
+
+def test_multistep_gradients_flow_through_all_ten_ddim_steps_with_and_without_checkpointing() -> None:
+    teacher = F.tiny_teacher().eval().requires_grad_(False)
+    student = _student(teacher)
+    checkpointed, calls_checkpointed = _multistep_gradients(student, teacher, checkpoint=True)
+    unrolled, calls_unrolled = _multistep_gradients(student, teacher, checkpoint=False)
+    # a loss on the final sample alone backpropagates through the denoiser of every one of the 10 steps
+    assert calls_unrolled == 10 and calls_checkpointed == 10
+    for a, b in zip(checkpointed, unrolled, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    assert sum(float(g.abs().sum()) for g in checkpointed) > 0
+
+
+def test_bootstrap_resumes_bit_for_bit(tmp_path: pathlib.Path) -> None:
+    def run(run_dir: pathlib.Path, steps: int):
+        teacher = F.tiny_teacher()
+        student = _student(teacher)
+        config = BootstrapConfig(loop=_loop(steps, checkpoint_every=100), learning_rate=1e-3)
+        bootstrap(student, teacher, lambda step, generator: BATCH, config, run_dir)
+        return student
+
+    straight = run(tmp_path / "straight", 6)
+    run(tmp_path / "resumed", 3)
+    resumed = run(tmp_path / "resumed", 6)
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_a_nan_in_the_data_stops_the_stage_with_the_step_and_checkpoint(tmp_path: pathlib.Path) -> None:
+    teacher = F.tiny_teacher()
+    broken = dataclasses.replace(BATCH, target_images=BATCH.target_images * torch.nan)
+
+    def sample(step: int, generator: torch.Generator):
+        return broken if step == 2 else BATCH
+
+    with pytest.raises(NonFiniteLossError, match=r"teacher: loss is nan at step 3; stopped.*step_00000002"):
+        train_teacher(teacher, sample, TeacherStageConfig(loop=_loop(5), learning_rate=1e-3), tmp_path)
