@@ -97,7 +97,8 @@ class GaussianDenoiser(nn.Module):
         spec = self.map_spec
         if images.ndim != 4 or images.shape[1] != 3 or images.shape[2:] != (spec.image_height, spec.image_width):
             raise ValueError(
-                f"images must be [batch 3 {spec.image_height} {spec.image_width}] for this map, got {list(images.shape)}"
+                f"images must be [batch 3 {spec.image_height} {spec.image_width}] for this map, "
+                f"got {list(images.shape)}"
             )
         scaled = images * 2 - 1
         if spec.padding:
