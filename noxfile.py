@@ -28,10 +28,15 @@ TEST_DIRS = [
 
 def sync(session: nox.Session) -> None:
     session.run_install(
-        "uv", "sync", "--locked", "--all-packages", "--group", "dev",
+        "uv",
+        "sync",
+        "--locked",
+        "--all-packages",
+        "--group",
+        "dev",
         env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
         external=True,
-    )  # fmt: skip
+    )
 
 
 @nox.session

@@ -69,8 +69,10 @@ def inference(name: str, device: str = "cpu"):
     else:
         config = model.config
         images = torch.rand(1, 3, config.height, config.width, device=device)
-        K = torch.tensor([[0.6 * config.width, 0, config.width / 2], [0, 0.6 * config.width, config.height / 2],
-                          [0, 0, 1.0]], device=device)  # fmt: skip
+        K = torch.tensor(
+            [[0.6 * config.width, 0, config.width / 2], [0, 0.6 * config.width, config.height / 2], [0, 0, 1.0]],
+            device=device,
+        )
         from splat_render import Cameras
 
         cameras = Cameras(torch.eye(4, device=device)[None, None], K[None, None], config.width, config.height)
@@ -159,16 +161,28 @@ def main() -> None:
 
     teacher, student = sizes["splatter-image (cars)"], sizes["student medium"]
     print("\nAgainst the paper's efficiency table (MB = 2^20 bytes of weights + Adam moments):\n")
-    print(table(
-        ["model", "paper: checkpoint", "ours: checkpoint (computed)", "ours: parameters", "paper: VRAM"],
-        [
-            ["Splatter Image (Large)", "646 MB", megabytes(teacher[1]), f"{teacher[0]:,}", "1.71 GB"],
-            ["Ours (Medium) / our `medium`", "295 MB (about 25.8M parameters)", megabytes(student[1]),
-             f"{student[0]:,}", "1.15 GB"],
-            ["ratio student / teacher", f"{295 / 646:.2f}", f"{student[1] / teacher[1]:.2f}",
-             f"{student[0] / teacher[0]:.2f}", f"{1.15 / 1.71:.2f}"],
-        ],
-    ))  # fmt: skip
+    print(
+        table(
+            ["model", "paper: checkpoint", "ours: checkpoint (computed)", "ours: parameters", "paper: VRAM"],
+            [
+                ["Splatter Image (Large)", "646 MB", megabytes(teacher[1]), f"{teacher[0]:,}", "1.71 GB"],
+                [
+                    "Ours (Medium) / our `medium`",
+                    "295 MB (about 25.8M parameters)",
+                    megabytes(student[1]),
+                    f"{student[0]:,}",
+                    "1.15 GB",
+                ],
+                [
+                    "ratio student / teacher",
+                    f"{295 / 646:.2f}",
+                    f"{student[1] / teacher[1]:.2f}",
+                    f"{student[0] / teacher[0]:.2f}",
+                    f"{1.15 / 1.71:.2f}",
+                ],
+            ],
+        )
+    )
     if not cuda:
         print("\n(no CUDA device here: GPU inference memory not measured)")
 

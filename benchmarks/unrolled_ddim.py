@@ -146,8 +146,9 @@ def saved_bytes_per_call(denoise: Denoise, x: Tensor, t: Tensor, params: list[Te
     return sum(seen.values())
 
 
-def forward_backward(denoise: Denoise, x_start: Tensor, target: Tensor, timesteps: Tensor, schedule: Schedule,
-                     checkpoint: bool) -> None:  # fmt: skip
+def forward_backward(
+    denoise: Denoise, x_start: Tensor, target: Tensor, timesteps: Tensor, schedule: Schedule, checkpoint: bool
+) -> None:
     trajectory = unrolled_ddim(denoise, x_start, timesteps, schedule, checkpoint=checkpoint)
     weights = timestep_weights(schedule, timesteps).tolist()
     # mse_loss saves references to its inputs, not copies: the loss adds no step-proportional memory of its own.
@@ -221,8 +222,9 @@ class Problem:
 
 def make_problem(x0_teacher: Tensor, target: Tensor, num_steps: int = 10, t_start: int = 99) -> Problem:
     schedule = Schedule.linear(100)
-    noise = torch.randn(x0_teacher.shape, generator=torch.Generator(x0_teacher.device).manual_seed(0),
-                        device=x0_teacher.device)  # fmt: skip
+    noise = torch.randn(
+        x0_teacher.shape, generator=torch.Generator(x0_teacher.device).manual_seed(0), device=x0_teacher.device
+    )
     x_start = sdedit_start(schedule, x0_teacher, t_start, noise)
     return Problem(x_start, target, ddim_timesteps(schedule, num_steps, t_start), schedule)
 
@@ -292,8 +294,9 @@ def _rss_child(denoiser: str, size: int, batch: int, base: int, threads: int, ch
 
     torch.set_num_threads(threads)
     model, denoise, problem = build(denoiser, size, batch, base, torch.device("cpu"))
-    run = partial(forward_backward, denoise, problem.x_start, problem.target, schedule=problem.schedule,
-                  checkpoint=checkpoint)  # fmt: skip
+    run = partial(
+        forward_backward, denoise, problem.x_start, problem.target, schedule=problem.schedule, checkpoint=checkpoint
+    )
     run(timesteps=problem.timesteps[:2])
     model.zero_grad(set_to_none=True)
     with open("/proc/self/clear_refs", "w") as f:
@@ -360,8 +363,15 @@ def main() -> None:
         f"{per_call / mib:.1f} MiB for backward ({steps} calls: {steps * per_call / mib:.0f} MiB); {where}, "
         f"torch {torch.__version__}.\n"
     )
-    header = ["checkpoint", "forward+backward (s)", "time vs unrolled", "peak memory (MiB)", "peak vs unrolled",
-              "held for backward (MiB)", "held vs unrolled"]  # fmt: skip
+    header = [
+        "checkpoint",
+        "forward+backward (s)",
+        "time vs unrolled",
+        "peak memory (MiB)",
+        "peak vs unrolled",
+        "held for backward (MiB)",
+        "held vs unrolled",
+    ]
     if rss:
         header += ["RSS growth (MiB)", "RSS vs unrolled"]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))

@@ -55,9 +55,19 @@ def test_package_installs_and_runs_alone(package: str, tmp_path: pathlib.Path) -
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     constraints = tmp_path / "constraints.txt"
     constraints.write_text(
-        _run(uv, "export", "--package", package, "--no-hashes", "--no-emit-workspace", "--frozen",
-             "--no-header", "--no-annotate", cwd=ROOT)
-    )  # fmt: skip
+        _run(
+            uv,
+            "export",
+            "--package",
+            package,
+            "--no-hashes",
+            "--no-emit-workspace",
+            "--frozen",
+            "--no-header",
+            "--no-annotate",
+            cwd=ROOT,
+        )
+    )
     venv = tmp_path / "venv"
     _run(uv, "venv", "--python", sys.executable, str(venv))
     python = venv / "bin" / "python"

@@ -777,8 +777,9 @@ def format_check(check: DatasetCheck) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="apps/co3d/data.py")
-    parser.add_argument("--check-data", type=Path, required=True, metavar="PATH",
-                        help="dataset root, the co3d_<category>_for_gs folder")  # fmt: skip
+    parser.add_argument(
+        "--check-data", type=Path, required=True, metavar="PATH", help="dataset root, the co3d_<category>_for_gs folder"
+    )
     parser.add_argument("--split", action="append", choices=SPLITS, help="split(s) to check (default: all three)")
     parser.add_argument("--category", default=None, help="category (default: from the folder name)")
     args = parser.parse_args(argv)

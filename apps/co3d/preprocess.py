@@ -67,8 +67,9 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from data import SPLITS, Co3DDataError
 from PIL import Image
+
+from data import SPLITS, Co3DDataError
 
 # Some Co3D v2 point-cloud paths carry this absolute prefix by accident (PyTorch3D `_fix_point_cloud_path`).
 _UNWANTED_POINT_CLOUD_PREFIX = "/large_experiments/p3/replay/datasets/co3d/co3d45k_220512/export_v23/"
@@ -405,9 +406,12 @@ def crop_square(image: np.ndarray, centre: np.ndarray, half_side: float) -> np.n
     ys = (centre[1] + offsets - height / 2) / (height / 2)
     grid = np.stack(np.meshgrid(xs, ys, indexing="xy"), axis=-1)[None].astype(np.float32)
     sampled = F.grid_sample(
-        torch.from_numpy(image)[None], torch.from_numpy(grid), mode="bilinear", padding_mode="border",
+        torch.from_numpy(image)[None],
+        torch.from_numpy(grid),
+        mode="bilinear",
+        padding_mode="border",
         align_corners=False,
-    )  # fmt: skip
+    )
     return sampled[0].numpy()
 
 

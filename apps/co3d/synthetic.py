@@ -332,18 +332,35 @@ def make_hydrant(rng: np.random.Generator) -> Scene:
     side_r, side_len = r * rng.uniform(0.3, 0.4), r * rng.uniform(0.35, 0.5)
     for sign in (-1.0, 1.0):
         primitives.append(
-            Cylinder(np.array([sign * (r + side_len / 2), outlet_y, 0]), x_axis, side_r, side_len / 2,
-                     accent_front, accent_back)
-        )  # fmt: skip
+            Cylinder(
+                np.array([sign * (r + side_len / 2), outlet_y, 0]),
+                x_axis,
+                side_r,
+                side_len / 2,
+                accent_front,
+                accent_back,
+            )
+        )
     pumper_r, pumper_len = r * rng.uniform(0.45, 0.55), r * rng.uniform(0.4, 0.6)
     primitives.append(
-        Cylinder(np.array([0, outlet_y - 0.05, r + pumper_len / 2]), z_axis, pumper_r, pumper_len / 2,
-                 accent_front, accent_back)
-    )  # fmt: skip
+        Cylinder(
+            np.array([0, outlet_y - 0.05, r + pumper_len / 2]),
+            z_axis,
+            pumper_r,
+            pumper_len / 2,
+            accent_front,
+            accent_back,
+        )
+    )
     primitives.append(  # a plate on the back breaks the front/back symmetry of the silhouette
-        Box(np.array([0, base_h + height * 0.35, -r - 0.015]), np.eye(3), np.array([r * 0.5, height * 0.18, 0.03]),
-            accent_back, accent_back)
-    )  # fmt: skip
+        Box(
+            np.array([0, base_h + height * 0.35, -r - 0.015]),
+            np.eye(3),
+            np.array([r * 0.5, height * 0.18, 0.03]),
+            accent_back,
+            accent_back,
+        )
+    )
     light = np.array([rng.uniform(-0.5, 0.5), 1.0, rng.uniform(0.2, 0.8)])
     return Scene(tuple(primitives), np.zeros(3), z_axis, light / np.linalg.norm(light))
 

@@ -96,9 +96,10 @@ def read_intrinsics(path: str | Path) -> SRNIntrinsics:
     last = _numbers(path, lines[-1], "intrinsics")
     if len(first) != 4 or len(last) != 2:
         raise SRNDataError(
-            path, f"malformed intrinsics: first line needs 4 numbers 'f cx cy 0' (got {len(first)}), last line 2 'H W' "
-            f"(got {len(last)})"
-        )  # fmt: skip
+            path,
+            f"malformed intrinsics: first line needs 4 numbers 'f cx cy 0' (got {len(first)}), last line 2 'H W' "
+            f"(got {len(last)})",
+        )
     focal, cx, cy, _ = first
     height, width = last
     if not all(math.isfinite(v) for v in (focal, cx, cy, height, width)):
@@ -107,9 +108,10 @@ def read_intrinsics(path: str | Path) -> SRNIntrinsics:
         raise SRNDataError(path, f"malformed intrinsics: image size must be positive integers, got {height} {width}")
     if focal <= 0 or not (0 < cx < width) or not (0 < cy < height):
         raise SRNDataError(
-            path, f"malformed intrinsics: need f > 0 and the principal point inside the image, got f={focal} "
-            f"cx={cx} cy={cy} for {int(width)}x{int(height)}"
-        )  # fmt: skip
+            path,
+            f"malformed intrinsics: need f > 0 and the principal point inside the image, got f={focal} "
+            f"cx={cx} cy={cy} for {int(width)}x{int(height)}",
+        )
     return SRNIntrinsics(focal, cx, cy, int(height), int(width))
 
 
@@ -194,11 +196,15 @@ def infer_category(root: str | Path) -> str:
     root = Path(root)
     if root.name.startswith("srn_") and len(root.name) > 4:
         return root.name[4:]
-    found = {
-        child.name.rsplit("_", 1)[0]
-        for child in root.iterdir()
-        if child.is_dir() and child.name.rsplit("_", 1)[-1] in SPLITS
-    } if root.is_dir() else set()  # fmt: skip
+    found = (
+        {
+            child.name.rsplit("_", 1)[0]
+            for child in root.iterdir()
+            if child.is_dir() and child.name.rsplit("_", 1)[-1] in SPLITS
+        }
+        if root.is_dir()
+        else set()
+    )
     if len(found) != 1:
         raise SRNDataError(root, f"cannot tell the category: expected srn_<category>/<category>_<split>, found {found}")
     return found.pop()
@@ -645,8 +651,9 @@ def print_check(check: DatasetCheck) -> None:
     for column in ("split", "folder", "objects", "views", "problems"):
         table.add_column(column, justify="right" if column in ("objects", "views", "problems") else "left")
     for split in check.splits:
-        table.add_row(split.split, str(split.directory or "-"), str(split.objects), str(split.views),
-                      str(len(split.problems)))  # fmt: skip
+        table.add_row(
+            split.split, str(split.directory or "-"), str(split.objects), str(split.views), str(len(split.problems))
+        )
     console.print(table)
     for problem in check.problems:
         console.print(f"[red]problem[/red] {escape(str(problem))}", highlight=False, soft_wrap=True)
@@ -655,15 +662,21 @@ def print_check(check: DatasetCheck) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="apps/srn/data.py")
-    parser.add_argument("--check-data", type=Path, required=True, metavar="PATH",
-                        help="dataset root, the category folder (e.g. .../srn_cars)")  # fmt: skip
+    parser.add_argument(
+        "--check-data",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="dataset root, the category folder (e.g. .../srn_cars)",
+    )
     parser.add_argument("--split", action="append", choices=SPLITS, help="split(s) to check (default: all three)")
     parser.add_argument("--category", default=None, help="category name (default: from the folder names)")
     parser.add_argument("--headers-only", action="store_true", help="check PNG sizes from headers without decoding")
     parser.add_argument("--plain", action="store_true", help="plain-text output instead of a rich table")
     args = parser.parse_args(argv)
-    check = check_dataset(args.check_data, args.split or SPLITS, category=args.category,
-                          decode_images=not args.headers_only)  # fmt: skip
+    check = check_dataset(
+        args.check_data, args.split or SPLITS, category=args.category, decode_images=not args.headers_only
+    )
     if args.plain:
         print(format_check(check))
     else:

@@ -36,11 +36,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from data import DEPTH_RANGES, SPLITS, SRN_FOV_DEGREES
 from jaxtyping import Float, Int
 from PIL import Image
 from splat_render import fov_to_focal, intrinsics, look_at
 from torch import Tensor
+
+from data import DEPTH_RANGES, SPLITS, SRN_FOV_DEGREES
 
 GENERATOR_VERSION = 1
 CATEGORY = "synthetic"
@@ -179,8 +180,14 @@ def sample_scene(rng: np.random.Generator) -> Scene:
         colours_back=torch.tensor(np.stack(back), dtype=torch.float32),
     )
     scale = float(rng.uniform(0.40, MAX_OBJECT_RADIUS)) / bounding_radius(scene)
-    return Scene(scene.kinds, scene.centers * scale, scene.rotations, scene.sizes * scale,
-                 scene.colours_front, scene.colours_back)  # fmt: skip
+    return Scene(
+        scene.kinds,
+        scene.centers * scale,
+        scene.rotations,
+        scene.sizes * scale,
+        scene.colours_front,
+        scene.colours_back,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -339,8 +346,10 @@ def cast_rays(
     colours, depths, labels = [], [], []
     for start in range(0, view.shape[0], max_rays):
         index = view[start : start + max_rays]
-        pixels = torch.stack([u[start : start + max_rays], v[start : start + max_rays], torch.ones_like(index,
-                             dtype=torch.float32)], dim=-1)  # fmt: skip
+        pixels = torch.stack(
+            [u[start : start + max_rays], v[start : start + max_rays], torch.ones_like(index, dtype=torch.float32)],
+            dim=-1,
+        )
         rays_cam = torch.einsum("rij,rj->ri", K_inv[index], pixels)  # camera z = 1: t is camera depth
         directions = torch.einsum("rij,rj->ri", c2w[index, :3, :3], rays_cam)
         origins = c2w[index, :3, 3]
@@ -528,8 +537,13 @@ def generate_synthetic(
     cache_dir.mkdir(parents=True, exist_ok=True)
     partial = cache_dir / f"{final.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
-        manifest = {"generator_version": GENERATOR_VERSION, "category": CATEGORY, "options": asdict(options),
-                    "depth_range": DEPTH_RANGES[CATEGORY], "objects": {}}  # fmt: skip
+        manifest = {
+            "generator_version": GENERATOR_VERSION,
+            "category": CATEGORY,
+            "options": asdict(options),
+            "depth_range": DEPTH_RANGES[CATEGORY],
+            "objects": {},
+        }
         K = synthetic_intrinsics(options.resolution)
         with torch_threads(threads):
             write_splits(options, partial, K, manifest, progress)

@@ -1,11 +1,134 @@
-"""ShapeNet-SRN experiments: teacher -> stage 1 -> stage 2 -> evaluation (issue: apps/srn)."""
+"""ShapeNet-SRN experiments of "A Lesson in Splats": teacher → stage 1 (bootstrap) → stage 2 (multi-step) → evaluation.
 
+    uv run apps/srn/train.py                                  # cpu-demo: built-in synthetic data, ~15 min on 2 cores
+    uv run apps/srn/train.py --preset cars --data /path/to/srn_cars
+    uv run apps/srn/train.py --preset cars --data /path/to/srn_cars --teacher-checkpoint model_cars.pth
+    uv run apps/srn/train.py --stage bootstrap                # one stage (the earlier ones must be done)
+    uv run apps/srn/train.py --help                           # every option, with the preset's defaults
+
+A run directory (`--run-dir`, default `runs/srn-<preset>`) holds config.json, checkpoints/<stage>/, metrics.jsonl and
+eval/; running the same command again resumes where it stopped.
+"""
+
+import argparse
 import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import tyro
+from rich.console import Console
+
+# isort: off
+from eval import evaluate, print_table
+from experiment import (
+    PRESETS,
+    SRNExperiment,
+    batch_sampler,
+    build_student,
+    build_teacher,
+    dataset_root,
+    fit_normalizer,
+    open_split,
+    preset,
+    save_config,
+    stage_weights,
+)
+
+# isort: on
+from splat_train import LPIPSWeightsMissing, NonFiniteLossError, bootstrap, load_lpips_vgg, multistep, train_teacher
 
 
-def main() -> int:
-    print("apps/srn/train.py: the SRN experiment is not yet available (it lands with the apps/srn issue).")
-    print("Meanwhile: `uvx nox -s tests` runs the test suite; see README.md.")
+def parse(argv: list[str]) -> SRNExperiment:
+    """`--preset NAME` picks the defaults (first), then every field can be overridden; `--data PATH` is short for
+    `--data.root PATH`."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--preset", default="cpu-demo", choices=sorted(PRESETS))
+    known, _ = early.parse_known_args(argv)
+    argv = ["--data.root" if arg == "--data" else arg for arg in argv]
+    argv = [f"--data.root={arg.split('=', 1)[1]}" if arg.startswith("--data=") else arg for arg in argv]
+    default = preset(known.preset)
+    if "--run-dir" not in " ".join(argv):
+        default = replace(default, run_dir=Path(f"runs/srn-{known.preset}"))
+    return tyro.cli(SRNExperiment, default=default, args=argv, description=__doc__)
+
+
+def run(experiment: SRNExperiment, console: Console) -> None:
+    if experiment.threads is not None:
+        torch.set_num_threads(experiment.threads)
+    if experiment.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {experiment.device}: CUDA is not available on this machine (use --device cpu)")
+    if experiment.preset != "cpu-demo" and experiment.data.root is None:
+        console.print(f"[yellow]preset {experiment.preset} without --data: using the synthetic data[/yellow]")
+    run_dir = Path(experiment.run_dir)
+    save_config(experiment)
+    console.rule(f"SRN · preset {experiment.preset} · {run_dir}")
+
+    started = time.perf_counter()
+    root = dataset_root(experiment, progress=lambda split, done, total: None)
+    train_split = open_split(experiment, "train", root)
+    resolution = train_split.load(0, [0]).images.shape[-1]
+    console.print(
+        f"data: {root} · {len(train_split)} training objects · {resolution}px ({time.perf_counter() - started:.0f} s)"
+    )
+    sample_batch = batch_sampler(train_split, experiment)
+    stage = experiment.stage
+
+    teacher = build_teacher(experiment, resolution)
+    if experiment.teacher_checkpoint is not None:
+        console.print(f"teacher: official Splatter Image checkpoint {experiment.teacher_checkpoint}")
+    elif stage in ("all", "teacher"):
+        lpips_model = None
+        if experiment.teacher.lpips_start_step is not None:
+            try:
+                lpips_model = load_lpips_vgg().to(experiment.device)
+            except LPIPSWeightsMissing as error:
+                raise ValueError(f"{error} (or pass --teacher.lpips-start-step None)") from None
+        teacher.load_state_dict(
+            train_teacher(teacher, sample_batch, experiment.teacher, run_dir, lpips_model=lpips_model).ema
+        )
+    else:
+        teacher.load_state_dict(stage_weights(run_dir, "teacher"))
+    teacher.eval()
+    if stage == "teacher":
+        return
+
+    student = build_student(experiment, teacher)
+    console.print(
+        f"teacher {sum(p.numel() for p in teacher.parameters()):,} parameters · "
+        f"student {sum(p.numel() for p in student.parameters()):,}"
+    )
+    if stage in ("all", "bootstrap"):
+        fit_normalizer(student, teacher, sample_batch, experiment.normalizer_batches)
+        student.load_state_dict(bootstrap(student, teacher, sample_batch, experiment.bootstrap, run_dir).ema)
+    else:
+        student.load_state_dict(stage_weights(run_dir, "bootstrap"))
+    if stage == "bootstrap":
+        return
+    if stage in ("all", "multistep"):
+        student.load_state_dict(multistep(student, teacher, sample_batch, experiment.multistep, run_dir).ema)
+    else:
+        student.load_state_dict(stage_weights(run_dir, "multistep"))
+    if stage == "multistep":
+        return
+
+    test_split = open_split(experiment, experiment.eval.split, root)
+    out_dir = run_dir / "eval" / test_split.split
+    result = evaluate(experiment, teacher, student, test_split, out_dir, console)
+    console.rule(f"done in {(time.perf_counter() - started) / 60:.1f} min")
+    print_table(result, experiment, console)
+    console.print(f"table: {out_dir / 'table.md'} · grids: {out_dir}/grid_*.png · log: {run_dir / 'metrics.jsonl'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    console = Console()
+    experiment = parse(sys.argv[1:] if argv is None else argv)
+    try:
+        run(experiment, console)
+    except (ValueError, NonFiniteLossError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        return 1
     return 0
 
 

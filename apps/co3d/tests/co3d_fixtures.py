@@ -179,8 +179,9 @@ def write_raw_co3d(
             focal = rng.uniform(0.9, 1.2) * max(height, width)
             for k in range(frames):
                 azimuth = start + 2 * np.pi * k / frames
-                direction = np.array([np.cos(elevation) * np.sin(azimuth), np.sin(elevation),
-                                      np.cos(elevation) * np.cos(azimuth)])  # fmt: skip
+                direction = np.array(
+                    [np.cos(elevation) * np.sin(azimuth), np.sin(elevation), np.cos(elevation) * np.cos(azimuth)]
+                )
                 eye_object = np.array([0.0, 0.5, 0.0]) + rng.uniform(3.0, 3.6) * direction
                 pose_object = look_at_opencv(eye_object, np.array([0.0, 0.5, 0.0]), np.array([0.0, 1.0, 0.0]))
                 pose = np.eye(4)
@@ -203,28 +204,39 @@ def write_raw_co3d(
                 focal_ndc, principal_ndc = co3d_ndc_intrinsics(K, height, width, intrinsics_format)
                 if nan_focal_sequence and name == "101_1001_2001" and k == 2:
                     focal_ndc = [float("nan"), float("nan")]
-                frame_annotations.append({
-                    "sequence_name": name,
-                    "frame_number": number,
-                    "frame_timestamp": 0.5 * k,
-                    "image": {"path": image_path, "size": [height, width]},
-                    "depth": None,
-                    "mask": {"path": mask_path, "mass": float(coverage.sum())},
-                    "viewpoint": {"R": R.tolist(), "T": T.tolist(), "focal_length": focal_ndc,
-                                  "principal_point": principal_ndc, "intrinsics_format": intrinsics_format},
-                    "meta": {"frame_type": f"{split}_known"},
-                })  # fmt: skip
+                frame_annotations.append(
+                    {
+                        "sequence_name": name,
+                        "frame_number": number,
+                        "frame_timestamp": 0.5 * k,
+                        "image": {"path": image_path, "size": [height, width]},
+                        "depth": None,
+                        "mask": {"path": mask_path, "mass": float(coverage.sum())},
+                        "viewpoint": {
+                            "R": R.tolist(),
+                            "T": T.tolist(),
+                            "focal_length": focal_ndc,
+                            "principal_point": principal_ndc,
+                            "intrinsics_format": intrinsics_format,
+                        },
+                        "meta": {"frame_type": f"{split}_known"},
+                    }
+                )
                 info.cam_to_world.append(pose)
                 info.K.append(K)
                 info.frame_numbers.append(number)
                 set_lists[split].append([name, number, image_path])
             cloud_path = f"{category}/{name}/pointcloud.ply"
             write_point_cloud(root / cloud_path, scene, rng)
-            sequence_annotations.append({
-                "sequence_name": name, "category": category, "video": None,
-                "point_cloud": {"path": cloud_path, "quality_score": 1.0, "n_points": 3000},
-                "viewpoint_quality_score": 1.0,
-            })  # fmt: skip
+            sequence_annotations.append(
+                {
+                    "sequence_name": name,
+                    "category": category,
+                    "video": None,
+                    "point_cloud": {"path": cloud_path, "quality_score": 1.0, "n_points": 3000},
+                    "viewpoint_quality_score": 1.0,
+                }
+            )
     for split in set_lists:  # PyTorch3D keeps the set list's order; the preprocessing must re-order by timestamp
         order = rng.permutation(len(set_lists[split]))
         set_lists[split] = [set_lists[split][i] for i in order]
@@ -246,8 +258,9 @@ def write_point_cloud(path: Path, scene: Scene, rng: np.random.Generator, per_sp
         directions /= np.linalg.norm(directions, axis=1, keepdims=True)
         points.append(sphere.center + sphere.radius * directions)
     xyz = np.concatenate(points)
-    vertex = np.empty(len(xyz), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"),
-                                       ("blue", "u1")])  # fmt: skip
+    vertex = np.empty(
+        len(xyz), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    )
     for i, axis in enumerate("xyz"):
         vertex[axis] = xyz[:, i]
     for channel in ("red", "green", "blue"):

@@ -5,6 +5,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from splat_render import rigid_inverse
+from synthetic import look_at_opencv
+
 from data import (
     co3d_intrinsics,
     focal_ndc_to_pixels,
@@ -14,10 +19,6 @@ from data import (
     pytorch3d_from_opencv,
     relative_world_to_cam,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from splat_render import rigid_inverse
-from synthetic import look_at_opencv
 
 SIDE = 128
 
@@ -29,11 +30,13 @@ def pytorch3d_cameras(draw):
     if np.linalg.norm(quaternion) < 0.1:
         quaternion = np.array([1.0, 0.2, -0.3, 0.1])
     w, x, y, z = quaternion / np.linalg.norm(quaternion)
-    R = np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])  # fmt: skip
+    R = np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    )
     T = np.array(draw(st.lists(st.floats(-3, 3), min_size=3, max_size=3)))
     focal = draw(st.floats(0.5, 5.0))
     camera_point = np.array([draw(st.floats(-1, 1)), draw(st.floats(-1, 1)), draw(st.floats(0.5, 6))])
@@ -60,8 +63,9 @@ def test_converted_cameras_project_like_pytorch3d(camera):
     R, T, focal, point = camera
     w2c = opencv_world_to_cam(torch.from_numpy(R), torch.from_numpy(T))
     K = co3d_intrinsics(torch.tensor([focal, focal], dtype=torch.float64), SIDE)
-    np.testing.assert_allclose(opencv_projection(w2c, K, point), pytorch3d_screen_projection(R, T, focal, point),
-                               atol=1e-7)  # fmt: skip
+    np.testing.assert_allclose(
+        opencv_projection(w2c, K, point), pytorch3d_screen_projection(R, T, focal, point), atol=1e-7
+    )
     assert float((w2c @ torch.tensor([*point, 1.0], dtype=torch.float64))[2]) > 0  # in front: OpenCV z forward
 
 
@@ -97,8 +101,9 @@ def test_origin_distance_of_known_poses():
 @settings(max_examples=30, deadline=None)
 @given(st.floats(0.5, 4.0), st.floats(-math.pi, math.pi), st.floats(-1.2, 1.2), st.floats(-0.3, 0.3))
 def test_origin_distance_is_the_distance_for_cameras_aiming_at_the_origin(distance, azimuth, elevation, shift):
-    eye = distance * np.array([math.cos(elevation) * math.sin(azimuth), math.sin(elevation),
-                               math.cos(elevation) * math.cos(azimuth)])  # fmt: skip
+    eye = distance * np.array(
+        [math.cos(elevation) * math.sin(azimuth), math.sin(elevation), math.cos(elevation) * math.cos(azimuth)]
+    )
     pose = look_at_opencv(eye, np.zeros(3), np.array([0.0, 1.0, 0.0]))
     assert float(origin_distance(torch.from_numpy(pose))) == pytest.approx(distance, rel=1e-9)
     pose[:3, 3] += shift * pose[:3, 0]  # moving along the camera's own x axis keeps the depth of the origin
@@ -107,6 +112,7 @@ def test_origin_distance_is_the_distance_for_cameras_aiming_at_the_origin(distan
 
 def _sequence(count: int = 5):
     from co3d_fixtures import orbit_RT
+
     from data import Co3DSequence
 
     R, T = orbit_RT(count, distance=2.5, seed=4)

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from co3d_fixtures import RawCo3D, write_raw_co3d
-from data import Co3DDataError, Co3DDataset, origin_distance, read_frame_order
 from preprocess import (
     FrameAnnotation,
     PreprocessConfig,
@@ -22,6 +21,8 @@ from preprocess import (
     read_frame_annotations,
     viewset_normalization,
 )
+
+from data import Co3DDataError, Co3DDataset, origin_distance, read_frame_order
 
 RESOLUTION = 64
 
@@ -68,8 +69,9 @@ def colour_centroid(image: np.ndarray, colour: np.ndarray) -> np.ndarray:
     return np.array([cols.mean() + 0.5, rows.mean() + 0.5])
 
 
-@pytest.mark.parametrize(("split", "name"), [("train", "100_1000_2000"), ("val", "200_2000_3000"),
-                                             ("test", "300_3000_4000")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("split", "name"), [("train", "100_1000_2000"), ("val", "200_2000_3000"), ("test", "300_3000_4000")]
+)
 def test_reader_cameras_project_known_points_onto_the_objects(raw: RawCo3D, processed: Path, split: str, name: str):
     dataset = Co3DDataset(processed, split)
     sequence = dataset.load(dataset.sequence_names.index(name))
@@ -155,8 +157,10 @@ def test_without_normalisation_cameras_are_the_annotated_ones(raw: RawCo3D, tmp_
         PreprocessConfig(co3d_root=raw.root, out=tmp_path, resolution=32, splits=("val",), normalization="none"),
         log=lambda _: None,
     )
-    annotations = {(f.sequence_name, f.frame_number): f for f in read_frame_annotations(
-        raw.root / raw.category / "frame_annotations.jgz")}  # fmt: skip
+    annotations = {
+        (f.sequence_name, f.frame_number): f
+        for f in read_frame_annotations(raw.root / raw.category / "frame_annotations.jgz")
+    }
     info = raw.sequences["200_2000_3000"]
     with np.load(root / "val" / "camera_Rs.npz", allow_pickle=False) as archive:
         R = archive["200_2000_3000"]

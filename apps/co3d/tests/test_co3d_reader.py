@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 import torch
 from co3d_fixtures import random_sequence_arrays, write_sequence
+from preprocess import SequenceNormalization
+from synthetic import SyntheticCo3DOptions, generate, make_sequence, render_scene
+
 from data import (
     BAD_SEQUENCES_PATH,
     Co3DDataError,
@@ -17,11 +20,10 @@ from data import (
     load_bad_sequences,
     sample_view_indices,
 )
-from preprocess import SequenceNormalization
-from synthetic import SyntheticCo3DOptions, generate, make_sequence, render_scene
 
-OPTIONS = SyntheticCo3DOptions(resolution=24, train_sequences=2, val_sequences=1, test_sequences=2,
-                               frames_per_sequence=5, seed=11)  # fmt: skip
+OPTIONS = SyntheticCo3DOptions(
+    resolution=24, train_sequences=2, val_sequences=1, test_sequences=2, frames_per_sequence=5, seed=11
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +41,14 @@ def test_reader_returns_the_written_images_and_cameras(root: Path):
         np.testing.assert_array_equal(sequence.images.numpy(), written.images)
         np.testing.assert_allclose(sequence.cam_to_world.numpy(), written.cam_to_world, atol=1e-5)
         for view in range(sequence.num_views):  # the reader's cameras see the stored frame
-            rgb, _ = render_scene(written.scene, sequence.cam_to_world[view].double().numpy(),
-                                  sequence.K[view].double().numpy(), 24, 24, OPTIONS.supersampling)  # fmt: skip
+            rgb, _ = render_scene(
+                written.scene,
+                sequence.cam_to_world[view].double().numpy(),
+                sequence.K[view].double().numpy(),
+                24,
+                24,
+                OPTIONS.supersampling,
+            )
             assert np.abs(rgb - sequence.images[view].numpy()).mean() < 1e-3
 
 
@@ -93,8 +101,15 @@ def test_resolution_resizes_images_and_rescales_focal_lengths(root: Path):
 
 def test_bad_sequence_file_holds_the_upstream_hydrant_lists():
     lists = load_bad_sequences("hydrant")
-    assert set(lists) == {"nan", "exclude", "no_foreground_input_frame", "large_focal_frame", "cameras_close",
-                          "cameras_far_away", "low_quality"}  # fmt: skip
+    assert set(lists) == {
+        "nan",
+        "exclude",
+        "no_foreground_input_frame",
+        "large_focal_frame",
+        "cameras_close",
+        "cameras_far_away",
+        "low_quality",
+    }
     assert len(excluded_sequences("hydrant")) == 109
     assert "116_13653_28885" in lists["nan"] and "250_26810_55497" in lists["exclude"]
     assert excluded_sequences("synthetic") == frozenset()
@@ -111,7 +126,9 @@ def test_bad_sequences_are_excluded_from_the_data_file(tmp_path: Path):
     custom = tmp_path / "bad.json"
     custom.write_text(json.dumps({"categories": {"hydrant": {"mine": {"sequences": ["600_1_1"]}}}}))
     assert Co3DDataset(split.parent, "train", bad_sequences=custom).sequence_names == (
-        "116_13653_28885", "615_99151_197824")  # fmt: skip
+        "116_13653_28885",
+        "615_99151_197824",
+    )
     assert len(Co3DDataset(split.parent, "train", exclude=()).sequence_names) == 3
     custom.write_text("{not json")
     with pytest.raises(Co3DDataError, match="bad.json"):

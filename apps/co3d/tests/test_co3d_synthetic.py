@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import synthetic
-from data import Co3DDataset, load_camera_archive
 from synthetic import (
     COMPLETE_MARKER,
     Box,
@@ -21,6 +20,8 @@ from synthetic import (
     render_scene,
     sample_surface,
 )
+
+from data import Co3DDataset, load_camera_archive
 
 TINY = SyntheticCo3DOptions(resolution=16, train_sequences=1, val_sequences=0, test_sequences=1, frames_per_sequence=3)
 
@@ -72,11 +73,15 @@ def test_front_and_back_of_an_object_differ():
 def test_primitives_are_hit_where_geometry_says():
     red, blue = np.array([1.0, 0, 0]), np.array([0, 0, 1.0])
     scene = Scene(
-        (Sphere(np.array([0, 0, 5.0]), 1.0, red, blue), Cylinder(np.array([3.0, 0, 5]), np.array([0, 1.0, 0]), 0.5, 1.0,
-                                                                 red, blue),
-         Box(np.array([-3.0, 0, 5]), np.eye(3), np.array([0.5, 0.5, 0.5]), red, blue)),
-        np.array([0, 0, 5.0]), np.array([0, 0, -1.0]), np.array([0, 0, -1.0]),
-    )  # fmt: skip
+        (
+            Sphere(np.array([0, 0, 5.0]), 1.0, red, blue),
+            Cylinder(np.array([3.0, 0, 5]), np.array([0, 1.0, 0]), 0.5, 1.0, red, blue),
+            Box(np.array([-3.0, 0, 5]), np.eye(3), np.array([0.5, 0.5, 0.5]), red, blue),
+        ),
+        np.array([0, 0, 5.0]),
+        np.array([0, 0, -1.0]),
+        np.array([0, 0, -1.0]),
+    )
     origins = np.zeros((5, 3))
     dirs = np.array([[0, 0, 1.0], [3, 0, 5.0], [3, 0.95, 5.0], [-3, 0, 5.0], [0, 1.0, 0]])
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
@@ -88,8 +93,9 @@ def test_primitives_are_hit_where_geometry_says():
 
 
 def test_renderer_coverage_is_antialiased():
-    scene = Scene((Sphere(np.zeros(3), 1.0, np.ones(3), np.ones(3)),), np.zeros(3), np.array([0, 0, 1.0]),
-                  np.array([0, 0, -1.0]))  # fmt: skip
+    scene = Scene(
+        (Sphere(np.zeros(3), 1.0, np.ones(3), np.ones(3)),), np.zeros(3), np.array([0, 0, 1.0]), np.array([0, 0, -1.0])
+    )
     pose = look_at_opencv(np.array([0, 0, -4.0]), np.zeros(3), np.array([0, 1.0, 0]))
     K = np.array([[40.0, 0, 16], [0, 40.0, 16], [0, 0, 1]])
     _, coverage = render_scene(scene, pose, K, 32, 32, supersampling=4)

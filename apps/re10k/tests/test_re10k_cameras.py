@@ -31,12 +31,18 @@ def random_rigid(generator: torch.Generator, count: int) -> torch.Tensor:
     w, x, y, z = q.unbind(-1)
     rotation = torch.stack(
         [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
         ],
         dim=-1,
-    ).reshape(count, 3, 3)  # fmt: skip
+    ).reshape(count, 3, 3)
     pose = torch.eye(4, dtype=torch.float64).repeat(count, 1, 1)
     pose[:, :3, :3] = rotation
     pose[:, :3, 3] = torch.randn(count, 3, generator=generator, dtype=torch.float64) * 2

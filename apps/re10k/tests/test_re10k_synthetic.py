@@ -59,8 +59,11 @@ def test_trace_hits_the_room_and_a_sphere_at_their_analytic_distances() -> None:
 
 def test_objects_cast_shadows_from_the_point_light() -> None:
     lit = trace(empty_room(), np.array([[0.0, 0.0, 1.0]]), np.array([[0.0, 0.0, -1.0]]))[1]
-    shadowed = trace(empty_room(Sphere(np.array([0.0, 0.0, 1.8]), 0.2, FLAT)), np.array([[0.3, 0.0, 1.0]]),
-                     np.array([[-0.3, 0.0, -1.0]]))[1]  # fmt: skip
+    shadowed = trace(
+        empty_room(Sphere(np.array([0.0, 0.0, 1.8]), 0.2, FLAT)),
+        np.array([[0.3, 0.0, 1.0]]),
+        np.array([[-0.3, 0.0, -1.0]]),
+    )[1]
     # the same floor point (the origin), directly under the light, behind a sphere
     assert shadowed.sum() < 0.6 * lit.sum()
 

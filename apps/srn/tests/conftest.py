@@ -12,7 +12,7 @@ APP_DIR = Path(__file__).resolve().parents[1]
 if str(APP_DIR) not in sys.path:
     sys.path.insert(0, str(APP_DIR))
 
-install_import_hook(["data", "synthetic"], "beartype.beartype")
+install_import_hook(["data", "synthetic", "experiment", "eval", "train", "sample"], "beartype.beartype")
 
 from synthetic import SyntheticOptions, generate_synthetic  # noqa: E402
 

@@ -30,8 +30,17 @@ from synthetic import (
     synthetic_intrinsics,
 )
 
-SMALL = SyntheticOptions(resolution=12, train_objects=2, val_objects=1, test_objects=1, train_views=3, val_views=4,
-                         test_views=4, seed=11, supersampling=2)  # fmt: skip
+SMALL = SyntheticOptions(
+    resolution=12,
+    train_objects=2,
+    val_objects=1,
+    test_objects=1,
+    train_views=3,
+    val_views=4,
+    test_views=4,
+    seed=11,
+    supersampling=2,
+)
 
 
 def files(root: Path) -> dict[str, bytes]:
@@ -121,8 +130,7 @@ def test_front_and_back_have_different_colours_so_one_view_is_ambiguous() -> Non
     for seed in range(5):
         scene = scene_for(seed)
         assert ((scene.colours_front - scene.colours_back).norm(dim=-1) >= 0.45).all()
-        same = Scene(scene.kinds, scene.centers, scene.rotations, scene.sizes, scene.colours_front,
-                     scene.colours_front)  # fmt: skip
+        same = Scene(scene.kinds, scene.centers, scene.rotations, scene.sizes, scene.colours_front, scene.colours_front)
         original = render_scene(scene, poses, K, 32, 32).rgb
         recoloured = render_scene(same, poses, K, 32, 32).rgb
         foreground = (original < 1).any(dim=1, keepdim=True).float()

@@ -58,9 +58,14 @@ def test_checkpoint_on_and_off_give_identical_outputs_and_gradients(eta: float) 
         with torch.random.fork_rng():
             torch.manual_seed(123)  # dropout masks
             trajectory = unrolled_ddim(
-                model, x_start, timesteps, SCHEDULE,
-                checkpoint=checkpoint, eta=eta, generator=torch.Generator().manual_seed(7),
-            )  # fmt: skip
+                model,
+                x_start,
+                timesteps,
+                SCHEDULE,
+                checkpoint=checkpoint,
+                eta=eta,
+                generator=torch.Generator().manual_seed(7),
+            )
             loss = (weights[:, None] * (trajectory.x0_hats - x0).square().flatten(1)).sum()
             loss.backward()
         grads = [x_start.grad.clone()] + [p.grad.clone() for p in model.parameters()]

@@ -97,16 +97,26 @@ def test_checkpoint_round_trip_reproduces_predictions(tmp_path, kind):
 def test_checkpoint_of_another_architecture_is_a_clear_error(tmp_path):
     tiny = SplatterImage(splatter_image_preset("tiny"))
     save_checkpoint(tiny, tmp_path / "tiny")
-    other = SplatterImage(SplatterImageConfig(unet=splatter_image_preset("tiny").unet.__class__(
-        resolution=32, model_channels=16, channel_mult=(1, 2, 2), num_blocks=2, attn_resolutions=(8,)),
-        head=splatter_image_preset("tiny").head))  # fmt: skip
+    other = SplatterImage(
+        SplatterImageConfig(
+            unet=splatter_image_preset("tiny").unet.__class__(
+                resolution=32, model_channels=16, channel_mult=(1, 2, 2), num_blocks=2, attn_resolutions=(8,)
+            ),
+            head=splatter_image_preset("tiny").head,
+        )
+    )
     with pytest.raises(ValueError, match=r"does not fit this SplatterImage architecture.*missing keys: .*block1"):
         load_weights(other, tmp_path / "tiny.safetensors")
     with pytest.raises(ValueError, match="does not fit this Flash3D architecture.*unexpected keys"):
         load_weights(Flash3D(flash3d_preset("tiny")), tmp_path / "tiny")
-    wider = SplatterImage(SplatterImageConfig(unet=splatter_image_preset("tiny").unet.__class__(
-        resolution=32, model_channels=32, channel_mult=(1, 2, 2), num_blocks=1, attn_resolutions=(8,)),
-        head=splatter_image_preset("tiny").head))  # fmt: skip
+    wider = SplatterImage(
+        SplatterImageConfig(
+            unet=splatter_image_preset("tiny").unet.__class__(
+                resolution=32, model_channels=32, channel_mult=(1, 2, 2), num_blocks=1, attn_resolutions=(8,)
+            ),
+            head=splatter_image_preset("tiny").head,
+        )
+    )
     with pytest.raises(ValueError, match="shape mismatches"):
         load_weights(wider, tmp_path / "tiny")
 

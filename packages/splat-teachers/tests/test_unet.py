@@ -56,8 +56,17 @@ def test_tiny_unet_maps_shapes_and_backpropagates():
 
 
 def test_noise_embedding_conditions_the_output():
-    config = UNetConfig(resolution=16, in_channels=5, out_channels=4, model_channels=8, channel_mult=(1, 2),
-                        num_blocks=1, attn_resolutions=(8,), noise_embedding=True, dropout=0.0)  # fmt: skip
+    config = UNetConfig(
+        resolution=16,
+        in_channels=5,
+        out_channels=4,
+        model_channels=8,
+        channel_mult=(1, 2),
+        num_blocks=1,
+        attn_resolutions=(8,),
+        noise_embedding=True,
+        dropout=0.0,
+    )
     network = SongUNet(config).eval()
     perturb_(network, 0)
     x = torch.rand(2, 5, 16, 16, generator=torch.Generator().manual_seed(1))

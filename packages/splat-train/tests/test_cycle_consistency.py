@@ -55,19 +55,30 @@ class OracleStudent(nn.Module):
                 world_to_cam = torch.eye(4, dtype=world_to_cam.dtype)
             rotation, translation = world_to_cam[:3, :3], world_to_cam[:3, 3]
             q = rotation_matrix_to_quaternion(rotation).expand_as(self.scene.quats)
-            moved = Gaussians(self.scene.means @ rotation.T + translation, quaternion_multiply(q, self.scene.quats),
-                              self.scene.scales, self.scene.opacities, self.scene.sh)  # fmt: skip
+            moved = Gaussians(
+                self.scene.means @ rotation.T + translation,
+                quaternion_multiply(q, self.scene.quats),
+                self.scene.scales,
+                self.scene.opacities,
+                self.scene.sh,
+            )
             maps.append(_to_map(moved))
         return torch.cat(maps)
 
 
 def _setup(consistent: bool = True):
     batch = F.batch([3], angles=(45.0,))
-    batch = type(batch)(batch.source_images.double(), batch.source_cameras.to(torch.float64),
-                        batch.target_images.double(), batch.target_cameras.to(torch.float64))  # fmt: skip
+    batch = type(batch)(
+        batch.source_images.double(),
+        batch.source_cameras.to(torch.float64),
+        batch.target_images.double(),
+        batch.target_cameras.to(torch.float64),
+    )
     scene = F.scene(3).to(torch.float64)
-    views = [(batch.source_images[0], torch.eye(4, dtype=torch.float64)),
-             (batch.target_images[0, 0], batch.target_cameras.world_to_cam[0, 0])]  # fmt: skip
+    views = [
+        (batch.source_images[0], torch.eye(4, dtype=torch.float64)),
+        (batch.target_images[0, 0], batch.target_cameras.world_to_cam[0, 0]),
+    ]
     return batch, scene, OracleTeacher(scene.num_gaussians), OracleStudent(scene, views, consistent)
 
 

@@ -36,10 +36,18 @@ def _run(run_dir: pathlib.Path, max_steps: int, nan_at: int | None = None, **ove
             loss = loss * torch.nan
         return LossOutput(loss, {"mse": float(loss.detach())})
 
-    config = LoopConfig(max_steps=max_steps, checkpoint_every=7, ema_start=5, ema_every=2, log_every=3,
-                        progress=False, **overrides)  # fmt: skip
-    result = run_loop(stage="toy", model=model, optimizer=optimizer, sample_batch=_sample,
-                      compute_loss=compute_loss, config=config, run_dir=run_dir)  # fmt: skip
+    config = LoopConfig(
+        max_steps=max_steps, checkpoint_every=7, ema_start=5, ema_every=2, log_every=3, progress=False, **overrides
+    )
+    result = run_loop(
+        stage="toy",
+        model=model,
+        optimizer=optimizer,
+        sample_batch=_sample,
+        compute_loss=compute_loss,
+        config=config,
+        run_dir=run_dir,
+    )
     return model, optimizer, result
 
 

@@ -89,8 +89,9 @@ def _multistep_gradients(student, teacher, checkpoint: bool) -> tuple[list[torch
     _CountBackward.calls = 0
     handle = student.network.register_forward_hook(lambda module, args, output: _CountBackward.apply(output))
     try:
-        output = multistep_loss(student, teacher, config.diffusion.make_schedule(), BATCH, config,
-                                torch.Generator().manual_seed(0))  # fmt: skip
+        output = multistep_loss(
+            student, teacher, config.diffusion.make_schedule(), BATCH, config, torch.Generator().manual_seed(0)
+        )
         grads = torch.autograd.grad(output.loss, list(student.parameters()))
     finally:
         handle.remove()

@@ -67,8 +67,17 @@ def test_samples_differ_between_seeds_and_repeat_for_the_same_seed() -> None:
     schedule = Schedule.linear(100)
 
     def draw(seed: int, n: int):
-        return sample(student, teacher, schedule, batch.source_images, batch.source_cameras, num_samples=n,
-                      t_start=30, steps=5, generator=torch.Generator().manual_seed(seed))  # fmt: skip
+        return sample(
+            student,
+            teacher,
+            schedule,
+            batch.source_images,
+            batch.source_cameras,
+            num_samples=n,
+            t_start=30,
+            steps=5,
+            generator=torch.Generator().manual_seed(seed),
+        )
 
     first, second = draw(0, 2)
     assert (first.means - second.means).abs().max() > 1e-6

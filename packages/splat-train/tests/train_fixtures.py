@@ -19,8 +19,17 @@ def tiny_teacher(seed: int = 0) -> SplatterImage:
 
 
 def tiny_student(teacher: SplatterImage, seed: int = 0) -> GaussianDenoiser:
-    unet = UNetConfig(resolution=SIZE, in_channels=27, out_channels=24, model_channels=16, channel_mult=(1, 2, 2),
-                      num_blocks=1, attn_resolutions=(8,), noise_embedding=True, dropout=0.0)  # fmt: skip
+    unet = UNetConfig(
+        resolution=SIZE,
+        in_channels=27,
+        out_channels=24,
+        model_channels=16,
+        channel_mult=(1, 2, 2),
+        num_blocks=1,
+        attn_resolutions=(8,),
+        noise_embedding=True,
+        dropout=0.0,
+    )
     return GaussianDenoiser(StudentConfig(unet=unet), teacher.map_spec, generator=torch.Generator().manual_seed(seed))
 
 

@@ -137,14 +137,27 @@ def render_torch(
     tile = config.tile_size
     tiles_x, tiles_y = -(-width // tile), -(-height // tile)
     flat_ids, tile_counts = bin_gaussians(
-        flat(projection.means2d), flat(projection.radii), flat(projection.depths), flat(projection.visible),
-        tile, tiles_x, tiles_y,
-    )  # fmt: skip
+        flat(projection.means2d),
+        flat(projection.radii),
+        flat(projection.depths),
+        flat(projection.visible),
+        tile,
+        tiles_x,
+        tiles_y,
+    )
     opacities = gaussians.opacities[:, None].expand(-1, views, -1)
     accumulated, alpha = rasterize_tiles(
-        flat(projection.means2d), flat(projection.conics), flat(opacities), flat(colors),
-        flat_ids, tile_counts, width, height, tile, config.chunk_elements,
-    )  # fmt: skip
+        flat(projection.means2d),
+        flat(projection.conics),
+        flat(opacities),
+        flat(colors),
+        flat_ids,
+        tile_counts,
+        width,
+        height,
+        tile,
+        config.chunk_elements,
+    )
     accumulated = accumulated.unflatten(0, (batch, views)).permute(0, 1, 4, 2, 3)  # [B V 4 H W]
     alpha = alpha.unflatten(0, (batch, views)).permute(0, 1, 4, 2, 3)
     rgb_image = accumulated[:, :, :3] + (1 - alpha) * background[..., None, None]

@@ -32,8 +32,10 @@ class ViewBatch:
     def __post_init__(self) -> None:
         batch = self.source_images.shape[0]
         if self.source_cameras.batch_size != batch or self.source_cameras.num_views != 1:
-            raise ValueError(f"source_cameras must be [batch={batch}, 1 view], got {self.source_cameras.batch_size}"
-                             f"x{self.source_cameras.num_views}")  # fmt: skip
+            raise ValueError(
+                f"source_cameras must be [batch={batch}, 1 view], got {self.source_cameras.batch_size}"
+                f"x{self.source_cameras.num_views}"
+            )
         if self.target_images.shape[:2] != (self.target_cameras.batch_size, self.target_cameras.num_views):
             raise ValueError(
                 f"target_images {list(self.target_images.shape)} do not match target_cameras "
@@ -76,5 +78,11 @@ def source_seen_from_view(source_cameras: Cameras, target_cameras: Cameras, view
     as is (its pose is the identity): world_to_cam = w2c_source c2w_v.
     """
     world_to_cam = source_cameras.world_to_cam @ target_cameras.cam_to_world[:, view : view + 1]
-    return Cameras(world_to_cam, source_cameras.K, source_cameras.width, source_cameras.height,
-                   source_cameras.near, source_cameras.far)  # fmt: skip
+    return Cameras(
+        world_to_cam,
+        source_cameras.K,
+        source_cameras.width,
+        source_cameras.height,
+        source_cameras.near,
+        source_cameras.far,
+    )

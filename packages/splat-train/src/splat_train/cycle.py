@@ -44,6 +44,7 @@ def cycle_consistency_loss(
     clean = teacher_targets(teacher, student, rendered.detach(), view_camera, **view_inputs)
     second = student(q_sample(schedule, clean, t, noise), t, rendered)
     gaussians = student_gaussians(teacher, student, second, view_camera, **view_inputs)
-    back = render(gaussians, source_seen_from_view(batch.source_cameras, batch.target_cameras, view),
-                  background=background).rgb[:, 0]  # fmt: skip
+    back = render(
+        gaussians, source_seen_from_view(batch.source_cameras, batch.target_cameras, view), background=background
+    ).rgb[:, 0]
     return l2(back, batch.source_images)

@@ -140,8 +140,16 @@ def train_teacher(
             terms["lpips"] = float(perceptual.detach())
         return LossOutput(loss, terms)
 
-    return run_loop(stage="teacher", model=teacher, optimizer=optimizer, sample_batch=sample,
-                    compute_loss=compute_loss, config=config.loop, run_dir=run_dir, stage_config=config)  # fmt: skip
+    return run_loop(
+        stage="teacher",
+        model=teacher,
+        optimizer=optimizer,
+        sample_batch=sample,
+        compute_loss=compute_loss,
+        config=config.loop,
+        run_dir=run_dir,
+        stage_config=config,
+    )
 
 
 def bootstrap_loss(
@@ -165,8 +173,17 @@ def bootstrap_loss(
     total = config.map_weight * map_loss + config.image_weight * supervised * image_loss
     terms = {"map": float(map_loss.mean().detach()), "image": float(image_loss.mean().detach())}
     if config.cycle_weight > 0:
-        cycle = cycle_consistency_loss(student, teacher, schedule, batch, gaussians, t, _randn(clean, generator),
-                                       view=batch.num_views - 1, background=background)  # fmt: skip
+        cycle = cycle_consistency_loss(
+            student,
+            teacher,
+            schedule,
+            batch,
+            gaussians,
+            t,
+            _randn(clean, generator),
+            view=batch.num_views - 1,
+            background=background,
+        )
         total = total + config.cycle_weight * supervised * cycle
         terms["cycle"] = float(cycle.mean().detach())
     return LossOutput(total.mean(), terms)
@@ -202,19 +219,22 @@ def multistep_loss(
     """Stage 2 (paper eq. L_mlt-stp + L_cyc): DDIM from the noised teacher map with gradients through all steps."""
     diffusion = config.diffusion
     clean = teacher_targets(teacher, student, batch.source_images, batch.source_cameras, **batch.teacher_inputs)
-    t_start = sample_timesteps(schedule, batch.batch_size, low=diffusion.t_star + 1, generator=generator,
-                               device="cpu").to(clean.device)  # fmt: skip
+    t_start = sample_timesteps(
+        schedule, batch.batch_size, low=diffusion.t_star + 1, generator=generator, device="cpu"
+    ).to(clean.device)
     timesteps = ddim_timesteps(schedule, diffusion.ddim_steps, t_start)  # [steps batch]
     start = sdedit_start(schedule, clean, t_start, _randn(clean, generator))
-    trajectory = unrolled_ddim(student.denoiser(batch.source_images), start, timesteps, schedule,
-                               checkpoint=config.checkpoint_steps)  # fmt: skip
+    trajectory = unrolled_ddim(
+        student.denoiser(batch.source_images), start, timesteps, schedule, checkpoint=config.checkpoint_steps
+    )
     background = _background(config, clean)
     steps = range(trajectory.num_steps) if config.render_steps == "all" else [trajectory.num_steps - 1]
     weights = timestep_weights(schedule, timesteps[list(steps)], config.weighting, dtype=clean.dtype)  # [S batch]
     losses = []
     for step in steps:
-        gaussians = student_gaussians(teacher, student, trajectory.x0_hats[step], batch.source_cameras,
-                                      **batch.teacher_inputs)  # fmt: skip
+        gaussians = student_gaussians(
+            teacher, student, trajectory.x0_hats[step], batch.source_cameras, **batch.teacher_inputs
+        )
         losses.append(rendering_loss(gaussians, batch, background))
     per_step = torch.stack(losses)  # [S batch]
     image_loss = (weights * per_step).sum(0) / weights.sum(0)
@@ -222,8 +242,17 @@ def multistep_loss(
     terms = {"image": float(image_loss.mean().detach()), "final_image": float(per_step[-1].mean().detach())}
     if config.cycle_weight > 0:
         final = student_gaussians(teacher, student, trajectory.sample, batch.source_cameras, **batch.teacher_inputs)
-        cycle = cycle_consistency_loss(student, teacher, schedule, batch, final, t_start, _randn(clean, generator),
-                                       view=batch.num_views - 1, background=background)  # fmt: skip
+        cycle = cycle_consistency_loss(
+            student,
+            teacher,
+            schedule,
+            batch,
+            final,
+            t_start,
+            _randn(clean, generator),
+            view=batch.num_views - 1,
+            background=background,
+        )
         total = total + config.cycle_weight * cycle
         terms["cycle"] = float(cycle.mean().detach())
     return LossOutput(total.mean(), terms)

@@ -1,0 +1,288 @@
+"""Evaluate an SRN run: teacher vs student (one sample, and N samples) with PSNR / SSIM / LPIPS on the
+pixelNeRF / Splatter Image protocol (input view 64 of the 251-view test spiral, every other view a target; per-object
+means over novel views, then the mean over objects; the input view reported separately).
+
+    uv run apps/srn/eval.py runs/srn-cpu-demo                 # evaluate a run directory
+    uv run apps/srn/eval.py runs/srn-cars --max-objects 100   # a subset
+
+Writes `eval/<split>/scores.json` (per object), `eval/<split>/table.md` and comparison grids
+(input | teacher | student samples | ground truth) as PNG.
+"""
+
+import json
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import tyro
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+# isort: off
+from data import SRNDataset, collate, default_input_view
+from experiment import (
+    EvalConfig,
+    SRNExperiment,
+    build_student,
+    build_teacher,
+    dataset_root,
+    load_experiment,
+    open_split,
+    stage_weights,
+    to_view_batch,
+)
+
+# isort: on
+from splat_render import Cameras, Gaussians, render
+from splat_train import GaussianDenoiser, LPIPSWeightsMissing, MetricAccumulator, image_metrics, load_lpips_vgg, sample
+from splat_train.visualize import save_image_grid
+
+# Published numbers (real ShapeNet-SRN, 128x128, test split), for reference only.
+PAPER = {
+    "cars": [
+        ("A Lesson in Splats (Medium), paper", 24.84, 0.93, 0.077),
+        ("Splatter Image (Large), paper", 24.00, 0.92, 0.078),
+    ],
+    "chairs": [
+        ("A Lesson in Splats (Medium), paper", 25.21, 0.93, 0.066),
+        ("Splatter Image (Large), paper", 24.43, 0.93, 0.067),
+    ],
+}
+METHODS = ("teacher", "student", "student_mean")
+LABELS = {"teacher": "teacher", "student": "student (1 sample)", "student_mean": "student (mean over {n} samples)"}
+
+
+def render_views(gaussians: Gaussians, cameras: Cameras, background: torch.Tensor, chunk: int) -> torch.Tensor:
+    """[views 3 H W] renders of one scene, `chunk` views per call."""
+    parts = [
+        render(gaussians, cameras.select_views(slice(start, start + chunk)), background=background).rgb[0]
+        for start in range(0, cameras.num_views, chunk)
+    ]
+    return torch.cat(parts)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    summary: dict[str, dict[str, float]]  # method -> metric -> value
+    per_object: dict[str, dict[str, dict[str, float]]]  # method -> object -> metric -> value
+    lpips_note: str | None
+    table: str
+
+
+def load_lpips(enabled: bool) -> tuple[torch.nn.Module | None, str | None]:
+    if not enabled:
+        return None, "LPIPS off (--eval.lpips False)"
+    try:
+        return load_lpips_vgg(), None
+    except LPIPSWeightsMissing as error:
+        return None, f"LPIPS not computed: {error}"
+
+
+def evaluate(
+    experiment: SRNExperiment,
+    teacher: torch.nn.Module,
+    student: GaussianDenoiser,
+    dataset: SRNDataset,
+    out_dir: Path,
+    console: Console | None = None,
+) -> EvalResult:
+    config: EvalConfig = experiment.eval
+    console = console or Console()
+    device = experiment.device
+    lpips_model, lpips_note = load_lpips(config.lpips)
+    if lpips_model is not None:
+        lpips_model = lpips_model.to(device)
+    schedule = experiment.diffusion.make_schedule().to(device)
+    background = torch.tensor(experiment.multistep.background, device=device)
+    teacher.eval()
+    student.eval()
+    accumulators = {method: MetricAccumulator() for method in METHODS}
+    count = len(dataset) if config.max_objects is None else min(config.max_objects, len(dataset))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with Progress(console=console, transient=True) as progress, torch.no_grad():
+        task = progress.add_task(f"evaluating {count} {dataset.split} objects", total=count)
+        for index in range(count):
+            example = dataset.evaluation_example(index, default_input_view(dataset.num_views(index)))
+            batch = to_view_batch(collate([example]), device)
+            object_id = example.object_id
+            predictions = {"teacher": teacher(batch.source_images, batch.source_cameras).gaussians}
+            samples = sample(
+                student,
+                teacher,
+                schedule,
+                batch.source_images,
+                batch.source_cameras,
+                num_samples=config.num_samples,
+                t_start=config.t_start,
+                steps=experiment.diffusion.ddim_steps,
+                generator=torch.Generator().manual_seed(index),
+            )
+            target = batch.target_images[0]
+            renders = {
+                "teacher": render_views(predictions["teacher"], batch.target_cameras, background, config.view_chunk)
+            }
+            sample_renders = [render_views(g, batch.target_cameras, background, config.view_chunk) for g in samples]
+            renders["student"] = sample_renders[0]
+
+            def score(rendered: torch.Tensor, truth: torch.Tensor) -> dict[str, torch.Tensor]:
+                return image_metrics(rendered, truth, lpips_model)  # unclamped, as the baselines compute it
+
+            for method in ("teacher", "student"):
+                accumulators[method].add(object_id, score(renders[method], target))
+            per_sample = [score(r, target) for r in sample_renders]
+            accumulators["student_mean"].add(
+                object_id, {name: torch.stack([s[name] for s in per_sample]).mean(0) for name in per_sample[0]}
+            )
+            # the input view, reported separately
+            source = batch.source_images[0:1]
+            inputs = {"teacher": [predictions["teacher"]], "student": samples[:1], "student_mean": samples}
+            for method, gaussians_list in inputs.items():
+                scores = [
+                    score(render(g, batch.source_cameras, background=background).rgb[0], source) for g in gaussians_list
+                ]
+                accumulators[method].add(
+                    object_id, {k: torch.stack([s[k] for s in scores]).mean(0) for k in scores[0]}, is_input=True
+                )
+            if index < config.grid_objects:
+                views = torch.linspace(0, target.shape[0] - 1, config.grid_views).round().long().tolist()
+                rows = [
+                    [batch.source_images[0], renders["teacher"][v], *[r[v] for r in sample_renders], target[v]]
+                    for v in views
+                ]
+                labels = ["input", "teacher", *[f"sample {i + 1}" for i in range(len(samples))], "truth"]
+                save_image_grid(
+                    rows,
+                    out_dir / f"grid_{index:03d}_{object_id[:12]}.png",
+                    column_labels=labels,
+                    scale=max(1, 96 // target.shape[-1]),
+                )
+            progress.advance(task)
+
+    summary = {method: accumulators[method].summary() for method in METHODS}
+    per_object = {method: accumulators[method].per_object() for method in METHODS}
+    table = markdown_table(experiment, summary, lpips_note, dataset)
+    (out_dir / "scores.json").write_text(
+        json.dumps({"summary": summary, "per_object": per_object, "lpips_note": lpips_note}, indent=1) + "\n"
+    )
+    (out_dir / "table.md").write_text(table)
+    return EvalResult(summary=summary, per_object=per_object, lpips_note=lpips_note, table=table)
+
+
+def _value(summary: dict[str, float], key: str, digits: int) -> str:
+    value = summary.get(key)
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(experiment: SRNExperiment, summary, lpips_note: str | None, dataset: SRNDataset) -> str:
+    n = experiment.eval.num_samples
+    header = "| method | PSNR ↑ | SSIM ↑ | LPIPS ↓ | PSNR (input view) |\n|---|---|---|---|---|\n"
+    rows = []
+    for method in METHODS:
+        s = summary[method]
+        rows.append(
+            f"| {LABELS[method].format(n=n)} | {_value(s, 'psnr', 2)} | {_value(s, 'ssim', 3)} | "
+            f"{_value(s, 'lpips', 3)} | {_value(s, 'psnr_input', 2)} |"
+        )
+    delta = summary["student"]["psnr"] - summary["teacher"]["psnr"]
+    rows.append(
+        f"| student − teacher | {delta:+.2f} | {summary['student']['ssim'] - summary['teacher']['ssim']:+.3f} | | |"
+    )
+    objects = int(summary["teacher"]["objects"])
+    text = (
+        f"### SRN {dataset.category} ({dataset.split} split, {objects} objects, {dataset.resolution or 128}px, "
+        f"preset {experiment.preset})\n\n" + header + "\n".join(rows) + "\n"
+    )
+    if lpips_note:
+        text += f"\n{lpips_note}\n"
+    reference = PAPER.get(dataset.category)
+    if reference:
+        text += "\nFor reference, the published numbers (real ShapeNet-SRN, 128x128 test split; not this run):\n\n"
+        text += (
+            header + "\n".join(f"| {name} | {p:.2f} | {s:.2f} | {lp:.3f} | |" for name, p, s, lp in reference) + "\n"
+        )
+    else:
+        text += (
+            "\nThese are synthetic objects, not ShapeNet: the paper's numbers (cars: student 24.84 / 0.93 / 0.077 vs "
+            "Splatter Image 24.00 / 0.92 / 0.078; chairs: 25.21 vs 24.43 PSNR) are not comparable to this table.\n"
+        )
+    return text
+
+
+def print_table(result: EvalResult, experiment: SRNExperiment, console: Console) -> None:
+    table = Table(title="teacher vs student")
+    for column in ("method", "PSNR", "SSIM", "LPIPS", "PSNR (input)"):
+        table.add_column(column)
+    for method in METHODS:
+        s = result.summary[method]
+        table.add_row(
+            LABELS[method].format(n=experiment.eval.num_samples),
+            _value(s, "psnr", 2),
+            _value(s, "ssim", 3),
+            _value(s, "lpips", 3),
+            _value(s, "psnr_input", 2),
+        )
+    delta = result.summary["student"]["psnr"] - result.summary["teacher"]["psnr"]
+    table.add_row("student − teacher", f"{delta:+.2f}", "", "", "")
+    console.print(table)
+    if result.lpips_note:
+        console.print(f"[yellow]{result.lpips_note}[/yellow]")
+
+
+def load_models(experiment: SRNExperiment, resolution: int) -> tuple[torch.nn.Module, GaussianDenoiser]:
+    """The run's teacher (EMA of its last checkpoint, or the official checkpoint) and final student (EMA)."""
+    run_dir = Path(experiment.run_dir)
+    teacher = build_teacher(experiment, resolution)
+    if experiment.teacher_checkpoint is None:
+        teacher.load_state_dict(stage_weights(run_dir, "teacher"))
+    student = build_student(experiment, teacher)
+    student.load_state_dict(stage_weights(run_dir, "multistep"))
+    return teacher.eval(), student.eval()
+
+
+@dataclass(frozen=True)
+class EvalCommand:
+    """Evaluate an SRN run directory (written by apps/srn/train.py)."""
+
+    run_dir: tyro.conf.Positional[Path]
+    split: str | None = None  # test or val (default: the run's eval split)
+    max_objects: int | None = None  # only the first N objects
+    num_samples: int | None = None  # student samples per object
+    t_start: int | None = None  # noise level of the teacher's prediction at which sampling starts
+    lpips: bool | None = None  # compute LPIPS (needs the VGG16 weights)
+    device: str | None = None
+
+
+def main(argv: list[str] | None = None) -> int:
+    command = tyro.cli(EvalCommand, args=argv, description=__doc__)
+    console = Console()
+    try:
+        experiment = load_experiment(command.run_dir)
+        experiment = replace(experiment, run_dir=command.run_dir, device=command.device or experiment.device)
+        overrides = {
+            k: v
+            for k, v in [
+                ("split", command.split),
+                ("max_objects", command.max_objects),
+                ("num_samples", command.num_samples),
+                ("t_start", command.t_start),
+                ("lpips", command.lpips),
+            ]
+            if v is not None
+        }
+        experiment = replace(experiment, eval=replace(experiment.eval, **overrides))
+        dataset = open_split(experiment, experiment.eval.split, dataset_root(experiment))
+        resolution = dataset.load(0, [0]).images.shape[-1]
+        teacher, student = load_models(experiment, resolution)
+        result = evaluate(experiment, teacher, student, dataset, command.run_dir / "eval" / dataset.split, console)
+    except ValueError as error:
+        console.print(f"[red]error:[/red] {error}")
+        return 1
+    print_table(result, experiment, console)
+    console.print(f"tables, scores and grids in {command.run_dir / 'eval' / dataset.split}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
