@@ -22,8 +22,8 @@ class RenderConfig:
     """Knobs of the renderer; the defaults are gsplat's defaults (classic 3DGS)."""
 
     eps2d: float = 0.3  # low-pass dilation added to the screen covariance, pixels^2
-    tile_size: int = 8  # torch backend: tile edge in pixels (8 is fastest on CPU; results do not depend on it)
-    chunk_elements: int = 2**21  # torch backend: pixel-Gaussian pairs composited per chunk (memory vs speed)
+    tile_size: int = 4  # torch backend: tile edge in pixels (4 was fastest on CPU; results do not depend on it)
+    chunk_elements: int = 2**19  # torch backend: pixel-Gaussian pairs composited per chunk (memory vs speed)
     gsplat_tile_size: int = 16  # gsplat backend tile edge
     check_inputs: bool = True  # raise ValueError on non-finite inputs (costs a device sync on CUDA)
 

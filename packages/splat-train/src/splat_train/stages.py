@@ -28,7 +28,7 @@ from splat_diffusion import (
     timestep_weights,
     unrolled_ddim,
 )
-from splat_render import Gaussians, render
+from splat_render import Cameras, Gaussians, render
 from torch import Tensor, nn
 
 from .batch import ViewBatch
@@ -98,6 +98,20 @@ def rendering_loss(gaussians: Gaussians, batch: ViewBatch, background: Tensor) -
     """Mean over target views of the per-view L2 between renders and ground truth, per object."""
     rendered = render(gaussians, batch.target_cameras, background=background).rgb
     return l2(rendered, batch.target_images).mean(dim=1)
+
+
+def _repeat_batch(batch: ViewBatch, times: int) -> ViewBatch:
+    """The batch repeated `times` times along the batch dimension (copy i of object b at index i * batch + b)."""
+    if times == 1:
+        return batch
+    return ViewBatch(
+        source_images=batch.source_images.repeat(times, 1, 1, 1),
+        source_cameras=Cameras.cat([batch.source_cameras] * times, along="batch"),
+        target_images=batch.target_images.repeat(times, 1, 1, 1, 1),
+        target_cameras=Cameras.cat([batch.target_cameras] * times, along="batch"),
+        teacher_inputs={k: torch.cat([v] * times) for k, v in batch.teacher_inputs.items()},
+        target_teacher_inputs={k: torch.cat([v] * times) for k, v in batch.target_teacher_inputs.items()},
+    )
 
 
 def _randn(like: Tensor, generator: torch.Generator) -> Tensor:
@@ -228,15 +242,14 @@ def multistep_loss(
         student.denoiser(batch.source_images), start, timesteps, schedule, checkpoint=config.checkpoint_steps
     )
     background = _background(config, clean)
-    steps = range(trajectory.num_steps) if config.render_steps == "all" else [trajectory.num_steps - 1]
-    weights = timestep_weights(schedule, timesteps[list(steps)], config.weighting, dtype=clean.dtype)  # [S batch]
-    losses = []
-    for step in steps:
-        gaussians = student_gaussians(
-            teacher, student, trajectory.x0_hats[step], batch.source_cameras, **batch.teacher_inputs
-        )
-        losses.append(rendering_loss(gaussians, batch, background))
-    per_step = torch.stack(losses)  # [S batch]
+    steps = list(range(trajectory.num_steps)) if config.render_steps == "all" else [trajectory.num_steps - 1]
+    weights = timestep_weights(schedule, timesteps[steps], config.weighting, dtype=clean.dtype)  # [S batch]
+    # all steps' x0 predictions rendered in one call (the steps become extra scenes of the batch)
+    per_step = _repeat_batch(batch, len(steps))
+    gaussians = student_gaussians(
+        teacher, student, trajectory.x0_hats[steps].flatten(0, 1), per_step.source_cameras, **per_step.teacher_inputs
+    )
+    per_step = rendering_loss(gaussians, per_step, background).unflatten(0, (len(steps), batch.batch_size))
     image_loss = (weights * per_step).sum(0) / weights.sum(0)
     total = image_loss
     terms = {"image": float(image_loss.mean().detach()), "final_image": float(per_step[-1].mean().detach())}
