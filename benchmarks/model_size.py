@@ -17,6 +17,7 @@ import re
 
 import torch
 from _measure import machine, megabytes, parse_mode, peak_memory, table
+
 from splat_teachers import (
     Flash3D,
     GaussianMapNetwork,

@@ -15,6 +15,7 @@ import functools
 
 import torch
 from _measure import machine, megabytes, parse_mode, peak_memory, table, timed
+
 from splat_render import Cameras, Gaussians, RenderOutput, intrinsics, render
 from splat_render._reference import _render_dense
 from splat_render.projection import ALPHA_THRESHOLD, MAX_ALPHA, TRANSMITTANCE_EPS, project_gaussians

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import torch
 from _measure import machine, megabytes, parse_mode, peak_memory, table, timed
+
 from splat_render import Cameras, Gaussians, fov_to_focal, intrinsics, look_at, render, rigid_inverse
 from splat_render.sh import rgb_to_sh_dc
 from splat_teachers import SplatterImage, SplatterImageConfig, UNetConfig, head_preset, unet_preset

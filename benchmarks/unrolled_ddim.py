@@ -38,10 +38,11 @@ from typing import Any
 os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # keep the profiler's startup chatter off stderr
 
 import torch
-from splat_diffusion import Schedule, ddim_timesteps, sdedit_start, timestep_weights, unrolled_ddim
 from torch import Tensor, nn
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
+
+from splat_diffusion import Schedule, ddim_timesteps, sdedit_start, timestep_weights, unrolled_ddim
 
 Denoise = Callable[[Tensor, Tensor], Tensor]
 

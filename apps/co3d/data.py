@@ -48,9 +48,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
+from torch import Tensor, nn
+
 from splat_render import Cameras, rigid_inverse
 from splat_train.metrics import MetricAccumulator, image_metrics
-from torch import Tensor, nn
 
 SPLITS = ("train", "val", "test")
 CO3D_RESOLUTION = 128

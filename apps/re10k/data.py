@@ -35,8 +35,9 @@ import numpy as np
 import torch
 from jaxtyping import Float, Int, UInt8
 from PIL import Image, UnidentifiedImageError
-from splat_render import Cameras, rigid_inverse
 from torch import Tensor
+
+from splat_render import Cameras, rigid_inverse
 
 FLASH3D_SIZE = (256, 384)  # (height, width) of Flash3D's RealEstate10K frames (configs/dataset/re10k.yaml)
 CAMERA_COLUMNS = 18  # fx fy cx cy 0 0 + 3x4 world-to-camera, row-major

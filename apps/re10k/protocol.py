@@ -23,8 +23,9 @@ from pathlib import Path
 
 import torch
 from jaxtyping import Float
-from splat_train.metrics import image_metrics
 from torch import Tensor, nn
+
+from splat_train.metrics import image_metrics
 
 # sibling modules of apps/re10k (first on sys.path under `uv run apps/re10k/...`); left unsorted because
 # ruff would call `data` first-party whenever a data/ folder exists at the repository root

@@ -42,8 +42,9 @@ from typing import Literal
 import numpy as np
 import torch
 from jaxtyping import Float
-from splat_render import look_at
 from torch import Tensor
+
+from splat_render import look_at
 
 # sibling modules of apps/re10k (first on sys.path under `uv run apps/re10k/...`); left unsorted because
 # ruff would call `data` first-party whenever a data/ folder exists at the repository root

@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from PIL import Image
-from splat_render import Cameras, fov_to_focal, intrinsics, rigid_inverse
 from torch import Tensor
+
+from splat_render import Cameras, fov_to_focal, intrinsics, rigid_inverse
 
 SRN_FOV_DEGREES = 51.98948897809546
 """Field of view of every SRN image (f = 131.25 px at 128 px), as hard-coded by Splatter Image."""

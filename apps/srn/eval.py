@@ -18,7 +18,6 @@ import torch
 import tyro
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
 
 # isort: off
 from data import SRNDataset, collate, default_input_view
@@ -30,13 +29,21 @@ from experiment import (
     dataset_root,
     load_experiment,
     open_split,
-    stage_weights,
     to_view_batch,
 )
 
 # isort: on
-from splat_render import Cameras, Gaussians, render
-from splat_train import GaussianDenoiser, LPIPSWeightsMissing, MetricAccumulator, image_metrics, load_lpips_vgg, sample
+from splat_train import GaussianDenoiser, LPIPSWeightsMissing, MetricAccumulator, load_lpips_vgg
+from splat_train.evaluation import (
+    METHODS,
+    comparison_rows,
+    markdown_table,
+    method_scores,
+    predict,
+    render_views,
+    rich_table,
+)
+from splat_train.runs import stage_weights
 from splat_train.visualize import save_image_grid
 
 # Published numbers (real ShapeNet-SRN, 128x128, test split), for reference only.
@@ -50,17 +57,13 @@ PAPER = {
         ("Splatter Image (Large), paper", 24.43, 0.93, 0.067),
     ],
 }
-METHODS = ("teacher", "student", "student_mean")
-LABELS = {"teacher": "teacher", "student": "student (1 sample)", "student_mean": "student (mean over {n} samples)"}
-
-
-def render_views(gaussians: Gaussians, cameras: Cameras, background: torch.Tensor, chunk: int) -> torch.Tensor:
-    """[views 3 H W] renders of one scene, `chunk` views per call."""
-    parts = [
-        render(gaussians, cameras.select_views(slice(start, start + chunk)), background=background).rgb[0]
-        for start in range(0, cameras.num_views, chunk)
-    ]
-    return torch.cat(parts)
+COLUMNS = (
+    ("psnr", "PSNR ↑", 2),
+    ("ssim", "SSIM ↑", 3),
+    ("lpips", "LPIPS ↓", 3),
+    ("psnr_input", "PSNR (input view)", 2),
+)
+HEADER = ["method", *[title for _, title, _ in COLUMNS]]
 
 
 @dataclass(frozen=True)
@@ -107,51 +110,36 @@ def evaluate(
             example = dataset.evaluation_example(index, default_input_view(dataset.num_views(index)))
             batch = to_view_batch(collate([example]), device)
             object_id = example.object_id
-            predictions = {"teacher": teacher(batch.source_images, batch.source_cameras).gaussians}
-            samples = sample(
-                student,
+            predictions = predict(
                 teacher,
+                student,
                 schedule,
-                batch.source_images,
-                batch.source_cameras,
+                batch,
                 num_samples=config.num_samples,
                 t_start=config.t_start,
                 steps=experiment.diffusion.ddim_steps,
                 generator=torch.Generator().manual_seed(index),
             )
             target = batch.target_images[0]
-            renders = {
-                "teacher": render_views(predictions["teacher"], batch.target_cameras, background, config.view_chunk)
-            }
-            sample_renders = [render_views(g, batch.target_cameras, background, config.view_chunk) for g in samples]
-            renders["student"] = sample_renders[0]
-
-            def score(rendered: torch.Tensor, truth: torch.Tensor) -> dict[str, torch.Tensor]:
-                return image_metrics(rendered, truth, lpips_model)  # unclamped, as the baselines compute it
-
-            for method in ("teacher", "student"):
-                accumulators[method].add(object_id, score(renders[method], target))
-            per_sample = [score(r, target) for r in sample_renders]
-            accumulators["student_mean"].add(
-                object_id, {name: torch.stack([s[name] for s in per_sample]).mean(0) for name in per_sample[0]}
-            )
+            teacher_renders = render_views(predictions.teacher, batch.target_cameras, background, config.view_chunk)
+            sample_renders = [
+                render_views(g, batch.target_cameras, background, config.view_chunk) for g in predictions.samples
+            ]
+            for method, scores in method_scores(teacher_renders, sample_renders, target, lpips_model).items():
+                accumulators[method].add(object_id, scores)
             # the input view, reported separately
-            source = batch.source_images[0:1]
-            inputs = {"teacher": [predictions["teacher"]], "student": samples[:1], "student_mean": samples}
-            for method, gaussians_list in inputs.items():
-                scores = [
-                    score(render(g, batch.source_cameras, background=background).rgb[0], source) for g in gaussians_list
-                ]
-                accumulators[method].add(
-                    object_id, {k: torch.stack([s[k] for s in scores]).mean(0) for k in scores[0]}, is_input=True
-                )
+            teacher_input = render_views(predictions.teacher, batch.source_cameras, background)
+            sample_inputs = [render_views(g, batch.source_cameras, background) for g in predictions.samples]
+            input_scores = method_scores(teacher_input, sample_inputs, batch.source_images, lpips_model)
+            for method, scores in input_scores.items():
+                accumulators[method].add(object_id, scores, is_input=True)
             if index < config.grid_objects:
                 views = torch.linspace(0, target.shape[0] - 1, config.grid_views).round().long().tolist()
                 rows = [
-                    [batch.source_images[0], renders["teacher"][v], *[r[v] for r in sample_renders], target[v]]
+                    [batch.source_images[0], teacher_renders[v], *[r[v] for r in sample_renders], target[v]]
                     for v in views
                 ]
-                labels = ["input", "teacher", *[f"sample {i + 1}" for i in range(len(samples))], "truth"]
+                labels = ["input", "teacher", *[f"sample {i + 1}" for i in range(len(sample_renders))], "truth"]
                 save_image_grid(
                     rows,
                     out_dir / f"grid_{index:03d}_{object_id[:12]}.png",
@@ -162,7 +150,7 @@ def evaluate(
 
     summary = {method: accumulators[method].summary() for method in METHODS}
     per_object = {method: accumulators[method].per_object() for method in METHODS}
-    table = markdown_table(experiment, summary, lpips_note, dataset)
+    table = table_text(experiment, summary, lpips_note, dataset)
     (out_dir / "scores.json").write_text(
         json.dumps({"summary": summary, "per_object": per_object, "lpips_note": lpips_note}, indent=1) + "\n"
     )
@@ -170,38 +158,20 @@ def evaluate(
     return EvalResult(summary=summary, per_object=per_object, lpips_note=lpips_note, table=table)
 
 
-def _value(summary: dict[str, float], key: str, digits: int) -> str:
-    value = summary.get(key)
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def markdown_table(experiment: SRNExperiment, summary, lpips_note: str | None, dataset: SRNDataset) -> str:
-    n = experiment.eval.num_samples
-    header = "| method | PSNR ↑ | SSIM ↑ | LPIPS ↓ | PSNR (input view) |\n|---|---|---|---|---|\n"
-    rows = []
-    for method in METHODS:
-        s = summary[method]
-        rows.append(
-            f"| {LABELS[method].format(n=n)} | {_value(s, 'psnr', 2)} | {_value(s, 'ssim', 3)} | "
-            f"{_value(s, 'lpips', 3)} | {_value(s, 'psnr_input', 2)} |"
-        )
-    delta = summary["student"]["psnr"] - summary["teacher"]["psnr"]
-    rows.append(
-        f"| student − teacher | {delta:+.2f} | {summary['student']['ssim'] - summary['teacher']['ssim']:+.3f} | | |"
-    )
+def table_text(experiment: SRNExperiment, summary, lpips_note: str | None, dataset: SRNDataset) -> str:
     objects = int(summary["teacher"]["objects"])
     text = (
         f"### SRN {dataset.category} ({dataset.split} split, {objects} objects, {dataset.resolution or 128}px, "
-        f"preset {experiment.preset})\n\n" + header + "\n".join(rows) + "\n"
+        f"preset {experiment.preset})\n\n"
+        + markdown_table(HEADER, comparison_rows(summary, experiment.eval.num_samples, COLUMNS))
     )
     if lpips_note:
         text += f"\n{lpips_note}\n"
     reference = PAPER.get(dataset.category)
     if reference:
+        rows = [[name, f"{p:.2f}", f"{s:.2f}", f"{lp:.3f}", ""] for name, p, s, lp in reference]
         text += "\nFor reference, the published numbers (real ShapeNet-SRN, 128x128 test split; not this run):\n\n"
-        text += (
-            header + "\n".join(f"| {name} | {p:.2f} | {s:.2f} | {lp:.3f} | |" for name, p, s, lp in reference) + "\n"
-        )
+        text += markdown_table(HEADER, rows)
     else:
         text += (
             "\nThese are synthetic objects, not ShapeNet: the paper's numbers (cars: student 24.84 / 0.93 / 0.077 vs "
@@ -211,21 +181,8 @@ def markdown_table(experiment: SRNExperiment, summary, lpips_note: str | None, d
 
 
 def print_table(result: EvalResult, experiment: SRNExperiment, console: Console) -> None:
-    table = Table(title="teacher vs student")
-    for column in ("method", "PSNR", "SSIM", "LPIPS", "PSNR (input)"):
-        table.add_column(column)
-    for method in METHODS:
-        s = result.summary[method]
-        table.add_row(
-            LABELS[method].format(n=experiment.eval.num_samples),
-            _value(s, "psnr", 2),
-            _value(s, "ssim", 3),
-            _value(s, "lpips", 3),
-            _value(s, "psnr_input", 2),
-        )
-    delta = result.summary["student"]["psnr"] - result.summary["teacher"]["psnr"]
-    table.add_row("student − teacher", f"{delta:+.2f}", "", "", "")
-    console.print(table)
+    rows = comparison_rows(result.summary, experiment.eval.num_samples, COLUMNS)
+    console.print(rich_table("teacher vs student", HEADER, rows))
     if result.lpips_note:
         console.print(f"[yellow]{result.lpips_note}[/yellow]")
 

@@ -1,8 +1,6 @@
 """The SRN experiment: one frozen config (with named presets), and the pieces `train.py`, `eval.py` and `sample.py`
 share — datasets, models, the batch sampler, and loading a run directory's weights."""
 
-import dataclasses
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -25,15 +23,12 @@ from splat_train import (
     StudentConfig,
     TeacherStageConfig,
     ViewBatch,
-    map_statistics,
 )
-from splat_train.checkpoint import latest_checkpoint, load_checkpoint
-from splat_train.loop import to_jsonable
+from splat_train.runs import Stage, StageConfigs, load_run_config, save_run_config
 
 REPO = Path(__file__).resolve().parents[2]
 RENDER_NEAR, RENDER_FAR = 0.2, 100.0  # culling planes for rendering (3DGS culls at z <= 0.2); the head's
 # znear/zfar (cars 0.8/1.8) only bound the predicted depths
-Stage = Literal["all", "teacher", "bootstrap", "multistep", "eval"]
 
 
 @dataclass(frozen=True)
@@ -239,31 +234,11 @@ def build_student(experiment: SRNExperiment, teacher: SplatterImage) -> Gaussian
     return GaussianDenoiser(config, teacher.map_spec).to(experiment.device)
 
 
-def fit_normalizer(student: GaussianDenoiser, teacher: SplatterImage, sample_batch, batches: int) -> None:
-    """Per-channel statistics of the teacher's maps over `batches` training batches (a fixed seed)."""
-    generator = torch.Generator().manual_seed(1234)
-    teacher.eval()
-    with torch.no_grad():
-        maps = []
-        for step in range(batches):
-            batch = sample_batch(step, generator)
-            maps.append(teacher(batch.source_images, batch.source_cameras).gaussian_map)
-    student.set_normalizer(*map_statistics(maps, student.config.std_floor))
-
-
-def stage_weights(run_dir: Path, stage: str, *, ema: bool = True) -> dict[str, torch.Tensor]:
-    """The (EMA) weights of the newest checkpoint of `stage` in `run_dir`; a clear error when there is none."""
-    path = latest_checkpoint(Path(run_dir) / "checkpoints" / stage)
-    if path is None:
-        raise ValueError(f"{run_dir}: no {stage} checkpoint yet (run that stage first: --stage {stage})")
-    state = load_checkpoint(path)
-    return state.ema if ema else state.model
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # Run directory
 
-
+# Fields that define what a run learns: a run directory refuses a config that differs in any of them (apart from
+# loop lengths and logging, see splat_train.runs).
 TRAINING_FIELDS = (
     "preset",
     "teacher_checkpoint",
@@ -276,56 +251,13 @@ TRAINING_FIELDS = (
 )
 
 
-# Loop fields that may change between invocations of one run (training longer, logging differently).
-RESUMABLE_LOOP_FIELDS = ("max_steps", "checkpoint_every", "keep_checkpoints", "log_every", "progress")
-
-
-def _training_view(config: dict) -> dict:
-    view = {name: config.get(name) for name in TRAINING_FIELDS}
-    for stage in ("teacher", "bootstrap", "multistep"):
-        if isinstance(view.get(stage), dict) and isinstance(view[stage].get("loop"), dict):
-            loop = {k: v for k, v in view[stage]["loop"].items() if k not in RESUMABLE_LOOP_FIELDS}
-            view[stage] = {**view[stage], "loop": loop}
-    return view
-
-
 def save_config(experiment: SRNExperiment) -> None:
-    """Write `config.json`; refuse a run directory that holds a different experiment (anything that changes what is
-    learned differs; training longer, checkpointing or logging differently is fine)."""
-    run_dir = Path(experiment.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / "config.json"
-    current = to_jsonable(experiment)
-    if path.is_file():
-        saved, mine = _training_view(json.loads(path.read_text())), _training_view(current)
-        changed = [name for name in TRAINING_FIELDS if saved.get(name) != mine.get(name)]
-        if changed:
-            raise ValueError(
-                f"{run_dir} holds a run with a different configuration ({', '.join(changed)} differ); "
-                "use another --run-dir or the same options"
-            )
-    path.write_text(json.dumps(current, indent=1) + "\n")
+    save_run_config(experiment.run_dir, experiment, TRAINING_FIELDS)
 
 
 def load_experiment(run_dir: Path) -> SRNExperiment:
-    """The experiment saved in `run_dir/config.json`."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise ValueError(f"{run_dir}: no config.json (not an SRN run directory)")
-    return from_jsonable(SRNExperiment, json.loads(path.read_text()))
+    return load_run_config(run_dir, SRNExperiment)
 
 
-def from_jsonable(cls, value):
-    """Rebuild a (nested) frozen dataclass from `to_jsonable` output."""
-    if dataclasses.is_dataclass(cls):
-        kwargs = {}
-        hints = {f.name: f.type for f in dataclasses.fields(cls)}
-        for name, item in value.items():
-            if name in hints:
-                kwargs[name] = from_jsonable(hints[name], item)
-        return cls(**kwargs)
-    if cls in (Path, Path | None) and value is not None:
-        return Path(value)
-    if isinstance(value, list):
-        return tuple(value)
-    return value
+def stage_configs(experiment: SRNExperiment) -> StageConfigs:
+    return StageConfigs(experiment.teacher, experiment.bootstrap, experiment.multistep, experiment.normalizer_batches)

@@ -29,15 +29,15 @@ from experiment import (
     build_student,
     build_teacher,
     dataset_root,
-    fit_normalizer,
     open_split,
     preset,
     save_config,
-    stage_weights,
+    stage_configs,
 )
 
 # isort: on
-from splat_train import LPIPSWeightsMissing, NonFiniteLossError, bootstrap, load_lpips_vgg, multistep, train_teacher
+from splat_train import LPIPSWeightsMissing, NonFiniteLossError, load_lpips_vgg
+from splat_train.runs import run_stages
 
 
 def parse(argv: list[str]) -> SRNExperiment:
@@ -76,41 +76,27 @@ def run(experiment: SRNExperiment, console: Console) -> None:
     stage = experiment.stage
 
     teacher = build_teacher(experiment, resolution)
-    if experiment.teacher_checkpoint is not None:
+    official = experiment.teacher_checkpoint is not None
+    if official:
         console.print(f"teacher: official Splatter Image checkpoint {experiment.teacher_checkpoint}")
-    elif stage in ("all", "teacher"):
-        lpips_model = None
-        if experiment.teacher.lpips_start_step is not None:
-            try:
-                lpips_model = load_lpips_vgg().to(experiment.device)
-            except LPIPSWeightsMissing as error:
-                raise ValueError(f"{error} (or pass --teacher.lpips-start-step None)") from None
-        teacher.load_state_dict(
-            train_teacher(teacher, sample_batch, experiment.teacher, run_dir, lpips_model=lpips_model).ema
-        )
-    else:
-        teacher.load_state_dict(stage_weights(run_dir, "teacher"))
-    teacher.eval()
-    if stage == "teacher":
-        return
-
-    student = build_student(experiment, teacher)
-    console.print(
-        f"teacher {sum(p.numel() for p in teacher.parameters()):,} parameters · "
-        f"student {sum(p.numel() for p in student.parameters()):,}"
+    lpips_model = None
+    if not official and stage in ("all", "teacher") and experiment.teacher.lpips_start_step is not None:
+        try:
+            lpips_model = load_lpips_vgg().to(experiment.device)
+        except LPIPSWeightsMissing as error:
+            raise ValueError(f"{error} (or pass --teacher.lpips-start-step None)") from None
+    teacher, student = run_stages(
+        stage,
+        run_dir,
+        teacher,
+        lambda t: build_student(experiment, t),
+        sample_batch,
+        stage_configs(experiment),
+        train_the_teacher=not official,
+        lpips_model=lpips_model,
+        report=console.print,
     )
-    if stage in ("all", "bootstrap"):
-        fit_normalizer(student, teacher, sample_batch, experiment.normalizer_batches)
-        student.load_state_dict(bootstrap(student, teacher, sample_batch, experiment.bootstrap, run_dir).ema)
-    else:
-        student.load_state_dict(stage_weights(run_dir, "bootstrap"))
-    if stage == "bootstrap":
-        return
-    if stage in ("all", "multistep"):
-        student.load_state_dict(multistep(student, teacher, sample_batch, experiment.multistep, run_dir).ema)
-    else:
-        student.load_state_dict(stage_weights(run_dir, "multistep"))
-    if stage == "multistep":
+    if stage not in ("all", "eval"):
         return
 
     test_split = open_split(experiment, experiment.eval.split, root)

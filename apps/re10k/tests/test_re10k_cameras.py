@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from splat_render import intrinsics, look_at, rigid_inverse
 
 # sibling modules of apps/re10k (first on sys.path under `uv run apps/re10k/...`); left unsorted because

@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from splat_train.metrics import image_metrics
 
 # sibling modules of apps/re10k (first on sys.path under `uv run apps/re10k/...`); left unsorted because

@@ -13,6 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
+
 from splat_render import Cameras
 
 # sibling modules of apps/re10k (first on sys.path under `uv run apps/re10k/...`); left unsorted because

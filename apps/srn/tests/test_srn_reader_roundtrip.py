@@ -19,8 +19,9 @@ from data import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from splat_render import intrinsics, look_at, rigid_inverse
 from synthetic import CATEGORY, generate_object, synthetic_intrinsics, to_uint8
+
+from splat_render import intrinsics, look_at, rigid_inverse
 
 
 def project(w2c: torch.Tensor, K: torch.Tensor, points: torch.Tensor) -> torch.Tensor:

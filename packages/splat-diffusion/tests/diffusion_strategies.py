@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import jaxtyping
 import torch
 from hypothesis import strategies as st
+
 from splat_diffusion import Schedule
 
 

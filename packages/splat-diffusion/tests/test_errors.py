@@ -6,6 +6,7 @@ import jaxtyping
 import pytest
 import torch
 from diffusion_strategies import plain_checks
+
 from splat_diffusion import (
     Schedule,
     ddim_step,

@@ -4,6 +4,7 @@ import torch
 from diffusion_strategies import randn, sample_shapes, schedules, seeds
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from splat_diffusion import Schedule, q_sample, sample_timesteps, sdedit_start
 
 Z = 5.0  # two-sided 5-sigma bounds: a false failure has probability ~6e-7 per checked statistic

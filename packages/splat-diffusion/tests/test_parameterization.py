@@ -3,6 +3,7 @@ import torch
 from diffusion_strategies import randn, sample_shapes, schedules, seeds
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from splat_diffusion import (
     Schedule,
     eps_from_v,

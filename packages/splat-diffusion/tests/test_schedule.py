@@ -5,6 +5,7 @@ import torch
 from diffusion_strategies import schedules
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from splat_diffusion import Schedule
 
 

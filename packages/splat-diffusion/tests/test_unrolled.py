@@ -1,8 +1,9 @@
 import pytest
 import torch
 from diffusion_strategies import randn
-from splat_diffusion import Schedule, ddim_timesteps, q_sample, unrolled_ddim
 from torch import nn
+
+from splat_diffusion import Schedule, ddim_timesteps, q_sample, unrolled_ddim
 
 SCHEDULE = Schedule.linear(100)
 

@@ -3,6 +3,7 @@ import torch
 from diffusion_strategies import schedules
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from splat_diffusion import DEFAULT_WEIGHTING, Schedule, ddim_timesteps, timestep_weights
 
 KINDS = ["uniform", "snr", "min_snr", "truncated_snr", "linear"]

@@ -4,6 +4,7 @@ import math
 
 import torch
 from hypothesis import strategies as st
+
 from splat_render import Cameras, Gaussians, intrinsics, look_at
 
 

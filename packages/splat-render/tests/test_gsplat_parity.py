@@ -8,6 +8,7 @@ of pixel-Gaussian pairs sit on a threshold (1/255, 1e-4) and flip between implem
 import pytest
 import torch
 from render_strategies import orbit_cameras, random_gaussians
+
 from splat_render import gsplat_available, render
 
 pytestmark = [

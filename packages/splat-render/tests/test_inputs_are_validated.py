@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 from render_strategies import identity_cameras, random_gaussians
+
 from splat_render import Cameras, Gaussians, RenderConfig, focal_to_fov, fov_to_focal, intrinsics, look_at, render
 from splat_render.projection import project_gaussians
 

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from plyfile import PlyData
 from render_strategies import random_gaussians, seeds
+
 from splat_render.ply import load_ply, save_ply
 
 

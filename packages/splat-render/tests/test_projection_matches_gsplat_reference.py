@@ -6,6 +6,7 @@ from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_cova
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from render_strategies import orbit_cameras, random_gaussians, seeds
+
 from splat_render import Gaussians, project_gaussians
 from splat_render.projection import covariance_3d
 from splat_render.sh import eval_sh

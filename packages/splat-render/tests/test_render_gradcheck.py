@@ -3,6 +3,7 @@
 import pytest
 import torch
 from render_strategies import orbit_cameras, random_gaussians
+
 from splat_render import Gaussians, render
 
 

@@ -5,6 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from render_strategies import orbit_cameras, random_gaussians, seeds
+
 from splat_render import RenderConfig, render
 from splat_render._reference import _render_dense
 

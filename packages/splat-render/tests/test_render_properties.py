@@ -13,6 +13,7 @@ from render_strategies import (
     rotmat_to_quat,
     seeds,
 )
+
 from splat_render import Cameras, Gaussians, intrinsics, render
 from splat_render.sh import rgb_to_sh_dc
 

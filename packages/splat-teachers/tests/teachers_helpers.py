@@ -4,6 +4,7 @@ import pathlib
 
 import torch
 from safetensors.torch import load_file
+
 from splat_render import Cameras, intrinsics
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "splatter_image"

@@ -5,6 +5,8 @@ import os
 
 import pytest
 import torch
+from teachers_helpers import FIXTURES, fixture
+
 from splat_render.ply import load_ply
 from splat_teachers import (
     Flash3D,
@@ -20,7 +22,6 @@ from splat_teachers._config_io import config_from_dict, config_to_dict
 from splat_teachers.checkpoints import checkpoint_paths
 from splat_teachers.flash3d import Flash3DConfig
 from splat_teachers.splatter_image import SplatterImageConfig
-from teachers_helpers import FIXTURES, fixture
 
 
 class _Exploit:

@@ -4,6 +4,8 @@ import urllib.error
 
 import pytest
 import torch
+from teachers_helpers import identity_cameras
+
 from splat_render import Cameras, intrinsics, render
 from splat_render.projection import project_gaussians
 from splat_teachers import (
@@ -15,7 +17,6 @@ from splat_teachers import (
     flash3d_preset,
 )
 from splat_teachers.flash3d import RESNET18, imagenet_state_dict
-from teachers_helpers import identity_cameras
 
 TINY = flash3d_preset("tiny")
 

@@ -6,6 +6,8 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from teachers_helpers import random_rotation
+
 from splat_render import Cameras, intrinsics, look_at, render
 from splat_render.projection import project_gaussians, quat_to_rotmat
 from splat_teachers import CARS, CHAIRS, HYDRANTS, GaussianMapSpec, gaussians_from_map
@@ -16,7 +18,6 @@ from splat_teachers.pixel_gaussians import (
     rotate_sh_degree1,
     rotation_matrix_to_quaternion,
 )
-from teachers_helpers import random_rotation
 
 SETTINGS = settings(max_examples=25, deadline=None)
 

@@ -5,10 +5,11 @@ import json
 
 import pytest
 import torch
+from teachers_helpers import FIXTURES, fixture
+
 from splat_render import Cameras
 from splat_teachers import CARS, OfficialSplatterImage, SplatterImage, SplatterImageConfig, splatter_image_preset
 from splat_teachers.splatter_image import infer_unet_config
-from teachers_helpers import FIXTURES, fixture
 
 KEYS = ["xyz", "rotation", "features_dc", "opacity", "scaling", "features_rest"]
 

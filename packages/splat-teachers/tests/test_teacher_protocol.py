@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from teachers_helpers import identity_cameras
+
 from splat_render import Cameras
 from splat_teachers import (
     HYDRANTS,
@@ -15,7 +17,6 @@ from splat_teachers import (
     gaussians_from_map,
     splatter_image_preset,
 )
-from teachers_helpers import identity_cameras
 
 TINY = splatter_image_preset("tiny")
 

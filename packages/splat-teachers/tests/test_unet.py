@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from splat_teachers import UNET_PRESETS, GaussianMapNetwork, SongUNet, UNetConfig, unet_preset
 from splat_teachers.unet import positional_embedding
 

@@ -2,13 +2,14 @@
 
 import torch
 import train_fixtures as F
+from torch import nn
+
 from splat_diffusion import Schedule, q_sample
 from splat_render import Gaussians, render
 from splat_teachers.pixel_gaussians import quaternion_multiply, rotation_matrix_to_quaternion
 from splat_teachers.protocol import TeacherOutput
 from splat_train.cycle import cycle_consistency_loss
 from splat_train.student import MapNormalizer, student_gaussians
-from torch import nn
 
 FIELDS = (("means", 3), ("quats", 4), ("scales", 3), ("opacities", 1), ("sh", 3))
 

@@ -5,9 +5,10 @@ import pathlib
 
 import pytest
 import torch
+from torch import nn
+
 from splat_train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, load_module_state
 from splat_train.loop import LoopConfig, LossOutput, NonFiniteLossError, run_loop
-from torch import nn
 
 
 def _model() -> nn.Module:

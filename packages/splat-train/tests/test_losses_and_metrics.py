@@ -7,6 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from splat_train import MetricAccumulator, gaussian_map_loss, l1, l2, psnr, ssim, ssim_loss
 from splat_train.perceptual import LPIPSWeightsMissing, load_lpips_vgg
 from splat_train.ssim import C1, C2, gaussian_window

@@ -8,6 +8,7 @@ import pathlib
 import pytest
 import torch
 import train_fixtures as F
+
 from splat_train.loop import LoopConfig, NonFiniteLossError
 from splat_train.stages import (
     BootstrapConfig,

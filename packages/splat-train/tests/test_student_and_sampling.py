@@ -3,6 +3,7 @@
 import pytest
 import torch
 import train_fixtures as F
+
 from splat_diffusion import Schedule
 from splat_teachers import UNetConfig
 from splat_train.student import GaussianDenoiser, MapNormalizer, StudentConfig, map_statistics, sample

@@ -3,6 +3,7 @@
 import math
 
 import torch
+
 from splat_render import Cameras, Gaussians, fov_to_focal, intrinsics, look_at, render, rigid_inverse
 from splat_render.sh import rgb_to_sh_dc
 from splat_teachers import SplatterImage, UNetConfig, splatter_image_preset

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+
 from splat_render.ply import save_ply
 
 from ._config_io import config_from_dict, config_to_dict

@@ -29,8 +29,9 @@ from types import MappingProxyType
 
 import torch
 from jaxtyping import Float
-from splat_render import Cameras, Gaussians, fov_to_focal, intrinsics
 from torch import Tensor, nn
+
+from splat_render import Cameras, Gaussians, fov_to_focal, intrinsics
 
 PIXEL_GROUPS: tuple[tuple[str, int], ...] = (
     ("depth", 1),

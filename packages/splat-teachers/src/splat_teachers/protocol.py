@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from jaxtyping import Float
-from splat_render import Cameras, Gaussians
 from torch import Tensor
+
+from splat_render import Cameras, Gaussians
 
 from .pixel_gaussians import GaussianMapSpec
 

@@ -14,8 +14,9 @@ from types import MappingProxyType
 
 import torch
 from jaxtyping import Float
-from splat_render import Cameras, Gaussians
 from torch import Tensor, nn
+
+from splat_render import Cameras, Gaussians
 
 from ._state_dict import load_state_dict_strict, read_state_dict
 from .pixel_gaussians import (

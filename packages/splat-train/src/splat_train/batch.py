@@ -9,8 +9,9 @@ from dataclasses import dataclass, field, replace
 
 import torch
 from jaxtyping import Float
-from splat_render import Cameras
 from torch import Tensor
+
+from splat_render import Cameras
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ provides the (detached) starting point.
 """
 
 from jaxtyping import Float, Int
+from torch import Tensor, nn
+
 from splat_diffusion import Schedule, q_sample
 from splat_render import Gaussians, render
-from torch import Tensor, nn
 
 from .batch import ViewBatch, source_seen_from_view, view_as_input_camera
 from .losses import l2

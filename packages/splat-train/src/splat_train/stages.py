@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
+from torch import Tensor, nn
+
 from splat_diffusion import (
     DEFAULT_WEIGHTING,
     Schedule,
@@ -29,7 +31,6 @@ from splat_diffusion import (
     unrolled_ddim,
 )
 from splat_render import Cameras, Gaussians, render
-from torch import Tensor, nn
 
 from .batch import ViewBatch
 from .cycle import cycle_consistency_loss

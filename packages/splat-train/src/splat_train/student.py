@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float, Int
+from torch import Tensor, nn
+
 from splat_diffusion import Schedule, ddim_timesteps, sdedit_start, unrolled_ddim
 from splat_render import Cameras, Gaussians
 from splat_teachers import GaussianMapNetwork, GaussianMapSpec, UNetConfig
-from torch import Tensor, nn
 
 
 @dataclass(frozen=True)

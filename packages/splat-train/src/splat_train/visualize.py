@@ -9,8 +9,9 @@ import numpy as np
 import torch
 from jaxtyping import Float
 from PIL import Image, ImageDraw
-from splat_render import Cameras, look_at
 from torch import Tensor
+
+from splat_render import Cameras, look_at
 
 
 def to_uint8(image: Float[Tensor, "3 height width"]) -> np.ndarray:
