@@ -67,8 +67,9 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from data import SPLITS, Co3DDataError
 from PIL import Image
+
+from data import SPLITS, Co3DDataError
 
 # Some Co3D v2 point-cloud paths carry this absolute prefix by accident (PyTorch3D `_fix_point_cloud_path`).
 _UNWANTED_POINT_CLOUD_PREFIX = "/large_experiments/p3/replay/datasets/co3d/co3d45k_220512/export_v23/"

@@ -33,10 +33,11 @@ from experiment import (
 )
 
 # isort: on
-from splat_train import GaussianDenoiser, LPIPSWeightsMissing, MetricAccumulator, load_lpips_vgg
+from splat_train import GaussianDenoiser, MetricAccumulator
 from splat_train.evaluation import (
     METHODS,
     comparison_rows,
+    load_lpips_or_note,
     markdown_table,
     method_scores,
     predict,
@@ -74,15 +75,6 @@ class EvalResult:
     table: str
 
 
-def load_lpips(enabled: bool) -> tuple[torch.nn.Module | None, str | None]:
-    if not enabled:
-        return None, "LPIPS off (--eval.lpips False)"
-    try:
-        return load_lpips_vgg(), None
-    except LPIPSWeightsMissing as error:
-        return None, f"LPIPS not computed: {error}"
-
-
 def evaluate(
     experiment: SRNExperiment,
     teacher: torch.nn.Module,
@@ -94,9 +86,7 @@ def evaluate(
     config: EvalConfig = experiment.eval
     console = console or Console()
     device = experiment.device
-    lpips_model, lpips_note = load_lpips(config.lpips)
-    if lpips_model is not None:
-        lpips_model = lpips_model.to(device)
+    lpips_model, lpips_note = load_lpips_or_note(config.lpips, device)
     schedule = experiment.diffusion.make_schedule().to(device)
     background = torch.tensor(experiment.multistep.background, device=device)
     teacher.eval()

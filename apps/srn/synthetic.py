@@ -36,11 +36,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from data import DEPTH_RANGES, SPLITS, SRN_FOV_DEGREES
 from jaxtyping import Float, Int
 from PIL import Image
 from torch import Tensor
 
+from data import DEPTH_RANGES, SPLITS, SRN_FOV_DEGREES
 from splat_render import fov_to_focal, intrinsics, look_at
 
 GENERATOR_VERSION = 1

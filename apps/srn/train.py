@@ -10,14 +10,11 @@ A run directory (`--run-dir`, default `runs/srn-<preset>`) holds config.json, ch
 eval/; running the same command again resumes where it stopped.
 """
 
-import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
-import tyro
 from rich.console import Console
 
 # isort: off
@@ -30,28 +27,27 @@ from experiment import (
     build_teacher,
     dataset_root,
     open_split,
-    preset,
     save_config,
     stage_configs,
 )
 
 # isort: on
 from splat_train import LPIPSWeightsMissing, NonFiniteLossError, load_lpips_vgg
-from splat_train.runs import run_stages
+from splat_train.runs import cli_with_presets, run_stages
 
 
 def parse(argv: list[str]) -> SRNExperiment:
     """`--preset NAME` picks the defaults (first), then every field can be overridden; `--data PATH` is short for
     `--data.root PATH`."""
-    early = argparse.ArgumentParser(add_help=False)
-    early.add_argument("--preset", default="cpu-demo", choices=sorted(PRESETS))
-    known, _ = early.parse_known_args(argv)
-    argv = ["--data.root" if arg == "--data" else arg for arg in argv]
-    argv = [f"--data.root={arg.split('=', 1)[1]}" if arg.startswith("--data=") else arg for arg in argv]
-    default = preset(known.preset)
-    if "--run-dir" not in " ".join(argv):
-        default = replace(default, run_dir=Path(f"runs/srn-{known.preset}"))
-    return tyro.cli(SRNExperiment, default=default, args=argv, description=__doc__)
+    return cli_with_presets(
+        SRNExperiment,
+        PRESETS,
+        argv,
+        default_preset="cpu-demo",
+        description=__doc__,
+        aliases={"--data": "--data.root"},
+        run_dir_pattern="runs/srn-{preset}",
+    )
 
 
 def run(experiment: SRNExperiment, console: Console) -> None:

@@ -5,6 +5,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from synthetic import look_at_opencv
+
 from data import (
     co3d_intrinsics,
     focal_ndc_to_pixels,
@@ -14,10 +18,6 @@ from data import (
     pytorch3d_from_opencv,
     relative_world_to_cam,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from synthetic import look_at_opencv
-
 from splat_render import rigid_inverse
 
 SIDE = 128
@@ -112,6 +112,7 @@ def test_origin_distance_is_the_distance_for_cameras_aiming_at_the_origin(distan
 
 def _sequence(count: int = 5):
     from co3d_fixtures import orbit_RT
+
     from data import Co3DSequence
 
     R, T = orbit_RT(count, distance=2.5, seed=4)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 from co3d_fixtures import random_sequence_arrays, write_sequence
-from data import Co3DDataset, Co3DExample, evaluate, evaluation_view_indices, is_black, score_example
 
+from data import Co3DDataset, Co3DExample, evaluate, evaluation_view_indices, is_black, score_example
 from splat_train.metrics import MetricAccumulator, psnr
 
 

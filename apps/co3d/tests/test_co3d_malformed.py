@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from co3d_fixtures import random_sequence_arrays, write_sequence
+
 from data import Co3DDataError, Co3DDataset, check_dataset, main
 
 NAME = "900_1_1"

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from co3d_fixtures import RawCo3D, write_raw_co3d
-from data import Co3DDataError, Co3DDataset, origin_distance, read_frame_order
 from preprocess import (
     FrameAnnotation,
     PreprocessConfig,
@@ -22,6 +21,8 @@ from preprocess import (
     read_frame_annotations,
     viewset_normalization,
 )
+
+from data import Co3DDataError, Co3DDataset, origin_distance, read_frame_order
 
 RESOLUTION = 64
 

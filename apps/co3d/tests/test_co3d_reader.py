@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 import torch
 from co3d_fixtures import random_sequence_arrays, write_sequence
+from preprocess import SequenceNormalization
+from synthetic import SyntheticCo3DOptions, generate, make_sequence, render_scene
+
 from data import (
     BAD_SEQUENCES_PATH,
     Co3DDataError,
@@ -17,8 +20,6 @@ from data import (
     load_bad_sequences,
     sample_view_indices,
 )
-from preprocess import SequenceNormalization
-from synthetic import SyntheticCo3DOptions, generate, make_sequence, render_scene
 
 OPTIONS = SyntheticCo3DOptions(
     resolution=24, train_sequences=2, val_sequences=1, test_sequences=2, frames_per_sequence=5, seed=11

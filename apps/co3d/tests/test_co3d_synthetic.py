@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import synthetic
-from data import Co3DDataset, load_camera_archive
 from synthetic import (
     COMPLETE_MARKER,
     Box,
@@ -21,6 +20,8 @@ from synthetic import (
     render_scene,
     sample_surface,
 )
+
+from data import Co3DDataset, load_camera_archive
 
 TINY = SyntheticCo3DOptions(resolution=16, train_sequences=1, val_sequences=0, test_sequences=1, frames_per_sequence=3)
 

@@ -14,9 +14,10 @@ if str(APP) not in sys.path:
 
 # isort: off (ruff would call `data` first-party whenever a data/ folder exists at the repository root)
 with install_import_hook(["data", "protocol", "synthetic"], "beartype.beartype"):
-    import data  # noqa: F401
     import protocol  # noqa: F401
     import synthetic
+
+    import data  # noqa: F401
 # isort: on
 
 SMALL = synthetic.SyntheticOptions(

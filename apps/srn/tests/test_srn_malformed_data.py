@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from data import SRNDataError, SRNDataset, check_dataset, find_split_dir, main, read_image, read_pose
 from PIL import Image
+
+from data import SRNDataError, SRNDataset, check_dataset, find_split_dir, main, read_image, read_pose
 
 APP_DIR = Path(__file__).resolve().parents[1]
 

@@ -6,6 +6,10 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from synthetic import CATEGORY, generate_object, synthetic_intrinsics, to_uint8
+
 from data import (
     SRN_EVAL_INPUT_VIEW,
     SRNDataset,
@@ -17,10 +21,6 @@ from data import (
     relative_world_to_cam,
     sample_view_indices,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from synthetic import CATEGORY, generate_object, synthetic_intrinsics, to_uint8
-
 from splat_render import intrinsics, look_at, rigid_inverse
 
 

@@ -20,9 +20,20 @@ from splat_render import Cameras, Gaussians, render
 
 from .batch import ViewBatch
 from .metrics import image_metrics
+from .perceptual import LPIPSWeightsMissing, load_lpips_vgg
 from .student import GaussianDenoiser, sample
 
 METHODS = ("teacher", "student", "student_mean")
+
+
+def load_lpips_or_note(enabled: bool, device: torch.device | str = "cpu") -> tuple[nn.Module | None, str | None]:
+    """The LPIPS-VGG model, or None with a one-line note saying why LPIPS is not computed (off, or weights missing)."""
+    if not enabled:
+        return None, "LPIPS off (--eval.no-lpips)"
+    try:
+        return load_lpips_vgg().to(device), None
+    except LPIPSWeightsMissing as error:
+        return None, f"LPIPS not computed: {error}"
 
 
 def method_label(method: str, num_samples: int) -> str:

@@ -6,6 +6,7 @@ A run directory holds `config.json`, `checkpoints/<stage>/step_*.safetensors` (s
 `metrics.jsonl` (see `splat_train.loop`) and whatever the app adds (evaluation tables, pictures).
 """
 
+import argparse
 import dataclasses
 import json
 import os
@@ -98,6 +99,39 @@ def from_jsonable(cls: Any, value: Any) -> Any:
             return tuple(from_jsonable(arg, item) for arg, item in zip(args, value, strict=True))
         return tuple(value)
     return value
+
+
+def cli_with_presets(
+    cls: type,
+    presets: dict[str, Callable[[], Any]],
+    argv: Sequence[str],
+    *,
+    default_preset: str,
+    description: str,
+    aliases: dict[str, str] | None = None,
+    run_dir_pattern: str | None = None,
+) -> Any:
+    """Parse a config of dataclass type `cls` whose defaults come from `--preset NAME` (read first); every field can
+    then be overridden with tyro flags. `aliases` maps short flags to tyro ones (`{"--data": "--data.root"}`);
+    `run_dir_pattern` (e.g. "runs/srn-{preset}") names the run directory after the preset unless `--run-dir` is given.
+    """
+    import tyro
+
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--preset", default=default_preset, choices=sorted(presets))
+    known, _ = early.parse_known_args(list(argv))
+    arguments = []
+    for argument in argv:
+        for short, full in (aliases or {}).items():
+            if argument == short:
+                argument = full
+            elif argument.startswith(short + "="):
+                argument = full + argument[len(short) :]
+        arguments.append(argument)
+    default = presets[known.preset]()
+    if run_dir_pattern is not None and not any(a == "--run-dir" or a.startswith("--run-dir=") for a in arguments):
+        default = dataclasses.replace(default, run_dir=Path(run_dir_pattern.format(preset=known.preset)))
+    return tyro.cli(cls, default=default, args=arguments, description=description)
 
 
 def stage_weights(run_dir: str | os.PathLike, stage: str, *, ema: bool = True) -> dict[str, torch.Tensor]:
