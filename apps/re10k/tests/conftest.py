@@ -12,7 +12,8 @@ APP = Path(__file__).resolve().parents[1]
 if str(APP) not in sys.path:
     sys.path.insert(0, str(APP))
 
-# isort: off (ruff would call `data` first-party whenever a data/ folder exists at the repository root)
+# unsorted: ruff would call `data` first-party whenever a data/ folder exists at the repository root
+# isort: off
 with install_import_hook(["data", "protocol", "synthetic"], "beartype.beartype"):
     import protocol  # noqa: F401
     import synthetic
