@@ -14,11 +14,15 @@ if str(APP) not in sys.path:
 
 # unsorted: ruff would call `data` first-party whenever a data/ folder exists at the repository root
 # isort: off
-with install_import_hook(["data", "protocol", "synthetic"], "beartype.beartype"):
+APP_MODULES = ["data", "protocol", "synthetic", "experiment", "eval", "train", "sample"]
+with install_import_hook(APP_MODULES, "beartype.beartype"):
+    import data  # noqa: F401
     import protocol  # noqa: F401
     import synthetic
-
-    import data  # noqa: F401
+    import experiment  # noqa: F401
+    import eval  # noqa: F401
+    import train  # noqa: F401
+    import sample  # noqa: F401
 # isort: on
 
 SMALL = synthetic.SyntheticOptions(
