@@ -4,6 +4,7 @@ the evaluation's numbers are the protocol's (border crop, grey background, slot 
 
 import json
 import pathlib
+from dataclasses import replace
 
 import pytest
 import torch
@@ -17,7 +18,7 @@ import eval as eval_app
 import sample as sample_app
 import train
 from data import FAR, NEAR, collate, load_example
-from experiment import data_source, load_experiment, open_split, to_view_batch
+from experiment import build_teacher, data_source, load_experiment, open_split, to_view_batch
 from protocol import protocol_metrics, read_split
 # isort: on
 
@@ -139,3 +140,19 @@ def test_eval_and_sample_commands_work_on_a_run_directory(run, tmp_path: pathlib
     assert sample_app.main([*command, "--num-samples", "1", "--frames", "3", "--out", str(out)]) == 0
     assert sorted(p.name for p in out.glob("*.ply")) == ["sample_1.ply", "teacher.ply"]
     assert sample_app.main([str(run_dir), "--row", "99"]) == 1
+
+
+def test_a_given_teacher_checkpoint_replaces_the_teacher_stage(run, tmp_path: pathlib.Path) -> None:
+    run_dir, cache = run
+    weights = sorted((run_dir / "checkpoints" / "teacher").glob("step_*.safetensors"))[-1]
+    other = tmp_path / "given"
+    args = _args(other, cache)
+    args[args.index("--bootstrap.loop.max-steps") + 1] = "1"
+    assert train.main([*args, "--teacher-weights", str(weights), "--stage", "bootstrap"]) == 0
+    assert {r["stage"] for r in _log(other)} == {"bootstrap"}  # the teacher was not trained
+    assert not (other / "checkpoints" / "teacher").exists()
+    teacher, _ = eval_app.load_models(replace(load_experiment(run_dir), run_dir=run_dir))
+    given = build_teacher(load_experiment(other))
+    for name, value in teacher.state_dict().items():
+        torch.testing.assert_close(given.state_dict()[name], value)
+    assert train.main([*args, "--teacher-weights", str(tmp_path / "missing.safetensors")]) == 1
