@@ -448,11 +448,12 @@ class SequenceDataset(Protocol):
     def frame_counts(self) -> dict[str, int]: ...
 
 
-def open_dataset(root: str | os.PathLike, split: str) -> ChunkDataset | TxtDataset:
-    """The split in whichever layout `<root>/<split>` holds: `index.json` → chunks, otherwise txt files."""
+def open_dataset(root: str | os.PathLike, split: str, *, cached_chunks: int = 2) -> ChunkDataset | TxtDataset:
+    """The split in whichever layout `<root>/<split>` holds: `index.json` → chunks (the last `cached_chunks` read kept
+    in memory), otherwise txt files."""
     directory = Path(root) / split
     if (directory / "index.json").is_file():
-        return ChunkDataset(root, split)
+        return ChunkDataset(root, split, cached_chunks=cached_chunks)
     if directory.is_dir() and any(directory.glob("*.txt")):
         return TxtDataset(root, split)
     raise ValueError(f"{directory}: neither a pixelSplat split (index.json) nor RealEstate10K txt files")

@@ -12,12 +12,17 @@ APP = Path(__file__).resolve().parents[1]
 if str(APP) not in sys.path:
     sys.path.insert(0, str(APP))
 
-# isort: off (ruff would call `data` first-party whenever a data/ folder exists at the repository root)
-with install_import_hook(["data", "protocol", "synthetic"], "beartype.beartype"):
+# unsorted: ruff would call `data` first-party whenever a data/ folder exists at the repository root
+# isort: off
+APP_MODULES = ["data", "protocol", "synthetic", "experiment", "eval", "train", "sample"]
+with install_import_hook(APP_MODULES, "beartype.beartype"):
+    import data  # noqa: F401
     import protocol  # noqa: F401
     import synthetic
-
-    import data  # noqa: F401
+    import experiment  # noqa: F401
+    import eval  # noqa: F401
+    import train  # noqa: F401
+    import sample  # noqa: F401
 # isort: on
 
 SMALL = synthetic.SyntheticOptions(

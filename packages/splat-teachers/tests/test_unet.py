@@ -1,6 +1,7 @@
 """The EDM SongUNet: presets, the optional noise embedding, input validation, gradients."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -114,3 +115,49 @@ def test_presets_are_frozen_and_read_only():
         UNET_PRESETS["mine"] = UNetConfig()  # type: ignore[index]
     with pytest.raises(AttributeError):
         unet_preset("tiny").model_channels = 3  # type: ignore[misc]
+
+
+def test_non_square_inputs_keep_edm_names_and_match_the_square_network():
+    square = UNetConfig(
+        resolution=16,
+        in_channels=5,
+        out_channels=4,
+        model_channels=8,
+        channel_mult=(1, 2, 2),
+        num_blocks=1,
+        attn_resolutions=(4,),
+        noise_embedding=True,
+        dropout=0.0,
+    )
+    wide = replace(square, width=24)
+    assert wide.input_size == (16, 24) and square.input_size == (16, 16)
+    reference = SongUNet(square).eval()
+    perturb_(reference, 0)
+    network = SongUNet(wide).eval()
+    network.load_state_dict(reference.state_dict(), strict=True)  # same official key names (`enc.16x16_conv`, ...)
+    assert list(network.state_dict()) == list(reference.state_dict())
+    labels = torch.tensor([0.5, 3.0])
+    x = torch.rand(2, 5, 16, 24, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    out = network(x, labels)
+    assert out.shape == (2, 4, 16, 24)
+    out.square().mean().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad[..., -1].abs().sum() > 0
+    # width == resolution is the square network, value for value
+    same = SongUNet(replace(square, width=16)).eval()
+    same.load_state_dict(reference.state_dict())
+    x_square = torch.rand(2, 5, 16, 16, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(same(x_square, labels), reference(x_square, labels), rtol=0, atol=0)
+    # the whole width is used: changing the rightmost column changes the leftmost outputs
+    changed = x.detach().clone()
+    changed[..., -1] += 1.0
+    assert (network(changed, labels)[..., 0] - network(x.detach(), labels)[..., 0]).abs().max() > 0
+
+
+def test_non_square_configs_are_validated():
+    with pytest.raises(ValueError, match="width 20 is not divisible"):
+        UNetConfig(resolution=32, width=20, channel_mult=(1, 2, 2, 2))
+    with pytest.raises(ValueError, match="width must be a positive int"):
+        UNetConfig(width=0)
+    network = SongUNet(replace(unet_preset("tiny"), width=48))
+    with pytest.raises(ValueError, match="x must be 32x48"):
+        network(torch.rand(1, 3, 32, 32))

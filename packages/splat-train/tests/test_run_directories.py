@@ -4,9 +4,10 @@ import pathlib
 from dataclasses import dataclass, field, replace
 
 import pytest
+import train_fixtures as F
 
-from splat_train import BootstrapConfig, LoopConfig, MultistepConfig, TeacherStageConfig
-from splat_train.runs import load_run_config, save_run_config, stage_weights
+from splat_train import BootstrapConfig, DiffusionConfig, LoopConfig, MultistepConfig, TeacherStageConfig
+from splat_train.runs import StageConfigs, load_run_config, run_stages, save_run_config, stage_weights
 
 
 @dataclass(frozen=True)
@@ -47,3 +48,32 @@ def test_missing_config_and_missing_stage_are_clear_errors(tmp_path: pathlib.Pat
         load_run_config(tmp_path, Experiment)
     with pytest.raises(ValueError, match="no bootstrap checkpoint yet"):
         stage_weights(tmp_path, "bootstrap")
+
+
+def test_run_stages_takes_one_sampler_per_stage(tmp_path: pathlib.Path) -> None:
+    """A mapping stage → sampler feeds each stage (and the normalizer, bootstrap batches) its own batches."""
+    calls: list[tuple[str, int]] = []
+
+    def sampler(stage: str, objects: list[int]):
+        def sample(step: int, generator) -> object:
+            calls.append((stage, len(objects)))
+            return F.batch(objects, angles=(0.0, 40.0))
+
+        return sample
+
+    loop = LoopConfig(max_steps=1, log_every=1, progress=False, ema_start=0)
+    diffusion = DiffusionConfig(ddim_steps=2)
+    configs = StageConfigs(
+        TeacherStageConfig(loop=loop),
+        BootstrapConfig(loop=loop, diffusion=diffusion),
+        MultistepConfig(loop=loop, diffusion=diffusion),
+        normalizer_batches=2,
+    )
+    samplers = {"teacher": sampler("teacher", [0, 1, 2]), "bootstrap": sampler("bootstrap", [0, 1])}
+    with pytest.raises(ValueError, match="no sampler for stage 'multistep'"):
+        run_stages("all", tmp_path, F.tiny_teacher(), F.tiny_student, samplers, configs)
+    assert calls == [] and not (tmp_path / "checkpoints").exists()  # refused before training anything
+    samplers["multistep"] = sampler("multistep", [3])
+    _, student = run_stages("all", tmp_path / "run", F.tiny_teacher(), F.tiny_student, samplers, configs)
+    assert student is not None
+    assert calls == [("teacher", 3), ("bootstrap", 2), ("bootstrap", 2), ("bootstrap", 2), ("multistep", 1)]

@@ -17,6 +17,11 @@ A residual block is `x' = (conv1(dropout(silu(norm1(conv0(silu(norm0(x))) [+ aff
 followed, at resolutions listed in `attn_resolutions`, by single-head self-attention
 `x'' = (proj(attention(norm2(x'))) + x') / sqrt 2` whose 1x1 `qkv` conv interleaves q, k, v channel by channel.
 GroupNorms use `min(32, channels // 4)` groups and eps 1e-6.
+
+Inputs are `resolution` x `resolution`, or `resolution` x `width` when `config.width` is set (the diffusion student
+on Flash3D's padded, non-square Gaussian map). The network is convolutional apart from attention over all pixels of a
+level, so only the input check depends on the width; levels keep EDM's names from the height (`enc.320x320_conv` for
+a 320x448 input), and `attn_resolutions` refers to those heights.
 """
 
 import math
@@ -36,7 +41,8 @@ GROUPNORM_EPS = 1e-6
 class UNetConfig:
     """Hyperparameters of `SongUNet` (defaults: the released Splatter Image network)."""
 
-    resolution: int = 128  # input/output height = width in pixels; names the layers (`enc.128x128_conv`)
+    resolution: int = 128  # input/output height in pixels (and width unless `width` is set); names the layers
+    # (`enc.128x128_conv`) and picks the attention levels, as in EDM
     in_channels: int = 3  # input channels (image, plus the noisy Gaussian map for the student)
     out_channels: int = 24  # output channels (the raw Gaussian map)
     model_channels: int = 128  # base channel count
@@ -50,19 +56,25 @@ class UNetConfig:
     num_heads: int = 1  # attention heads
     resample_filter: tuple[int, ...] = (1, 1)  # separable resampling filter ([1, 1] = box / nearest)
     output_init_weight: float = 0.2  # xavier gain of `aux_conv` (Splatter Image: 0.2; EDM: 1e-5)
+    width: int | None = None  # input/output width for non-square inputs (e.g. Flash3D's padded map); None: square
 
     def __post_init__(self) -> None:
         for name in ("resolution", "in_channels", "out_channels", "model_channels", "num_blocks", "num_heads"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"UNetConfig.{name} must be a positive int, got {value!r}")
+        width = self.width
+        if width is not None and (not isinstance(width, int) or isinstance(width, bool) or width <= 0):
+            raise ValueError(f"UNetConfig.width must be a positive int or None, got {self.width!r}")
         if not self.channel_mult or any(not isinstance(m, int) or m <= 0 for m in self.channel_mult):
             raise ValueError(f"UNetConfig.channel_mult must be positive ints, got {self.channel_mult!r}")
-        if self.resolution % 2 ** (len(self.channel_mult) - 1):
-            raise ValueError(
-                f"UNetConfig.resolution {self.resolution} is not divisible by 2^{len(self.channel_mult) - 1} "
-                f"(one halving per level of channel_mult={self.channel_mult})"
-            )
+        for name in ("resolution", "width"):
+            value = getattr(self, name)
+            if value is not None and value % 2 ** (len(self.channel_mult) - 1):
+                raise ValueError(
+                    f"UNetConfig.{name} {value} is not divisible by 2^{len(self.channel_mult) - 1} "
+                    f"(one halving per level of channel_mult={self.channel_mult})"
+                )
         if not 0 <= self.dropout < 1:
             raise ValueError(f"UNetConfig.dropout must be in [0, 1), got {self.dropout}")
         for level, mult in enumerate(self.channel_mult):
@@ -79,6 +91,11 @@ class UNetConfig:
     @property
     def level_resolutions(self) -> tuple[int, ...]:
         return tuple(self.resolution >> level for level in range(len(self.channel_mult)))
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of the inputs and outputs."""
+        return self.resolution, self.resolution if self.width is None else self.width
 
 
 UNET_PRESETS: Mapping[str, UNetConfig] = MappingProxyType(
@@ -330,10 +347,9 @@ class SongUNet(nn.Module):
         config = self.config
         if x.ndim != 4 or x.shape[1] != config.in_channels:
             raise ValueError(f"x must be [batch {config.in_channels} height width], got {list(x.shape)}")
-        if x.shape[2:] != (config.resolution, config.resolution):
-            raise ValueError(
-                f"x must be {config.resolution}x{config.resolution} for this U-Net, got {x.shape[2]}x{x.shape[3]}"
-            )
+        if x.shape[2:] != config.input_size:
+            height, width = config.input_size
+            raise ValueError(f"x must be {height}x{width} for this U-Net, got {x.shape[2]}x{x.shape[3]}")
         if config.noise_embedding != (noise_labels is not None):
             want = "requires" if config.noise_embedding else "takes no"
             raise ValueError(f"noise_labels: this U-Net {want} noise labels (noise_embedding={config.noise_embedding})")

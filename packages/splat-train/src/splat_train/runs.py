@@ -12,7 +12,7 @@ import json
 import os
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -161,6 +161,16 @@ def fit_normalizer(
     student.set_normalizer(*map_statistics(maps, student.config.std_floor))
 
 
+def stage_sampler(sample_batch: BatchSampler | Mapping[str, BatchSampler], stage: str) -> BatchSampler:
+    """The batch sampler of `stage`: `sample_batch` itself, or its entry when it maps stage names to samplers (e.g. a
+    smaller batch for the multi-step stage, as the paper's 100 → 10)."""
+    if not isinstance(sample_batch, Mapping):
+        return sample_batch
+    if stage not in sample_batch:
+        raise ValueError(f"sample_batch has no sampler for stage {stage!r} (it has {sorted(sample_batch)})")
+    return sample_batch[stage]
+
+
 @dataclass(frozen=True)
 class StageConfigs:
     teacher: TeacherStageConfig
@@ -174,7 +184,7 @@ def run_stages(
     run_dir: str | os.PathLike,
     teacher: nn.Module,
     make_student: Callable[[nn.Module], GaussianDenoiser],
-    sample_batch: BatchSampler,
+    sample_batch: BatchSampler | Mapping[str, BatchSampler],
     configs: StageConfigs,
     *,
     train_the_teacher: bool = True,
@@ -185,16 +195,20 @@ def run_stages(
     to and including that stage, loading the (EMA) weights of the stages before it. Returns the teacher and the
     student (None when `stage="teacher"`), both holding EMA weights.
 
-    `train_the_teacher=False` keeps the given teacher (e.g. loaded from an official checkpoint).
+    `train_the_teacher=False` keeps the given teacher (e.g. loaded from an official checkpoint). `sample_batch` is one
+    sampler for every stage or a mapping from stage name to sampler (`stage_sampler`); the map normalizer is fitted on
+    bootstrap batches.
     """
     run_dir = Path(run_dir)
     wanted = STAGES if stage in ("all", "eval") else STAGES[: STAGES.index(stage) + 1]
     run_now = set(STAGES) if stage == "all" else {stage}
+    used = [name for name in wanted if name in run_now and (name != "teacher" or train_the_teacher)]
+    samplers = {name: stage_sampler(sample_batch, name) for name in used}  # a missing one fails before training
 
     if train_the_teacher:
         if "teacher" in run_now:
             teacher.load_state_dict(
-                train_teacher(teacher, sample_batch, configs.teacher, run_dir, lpips_model=lpips_model).ema
+                train_teacher(teacher, samplers["teacher"], configs.teacher, run_dir, lpips_model=lpips_model).ema
             )
         else:
             teacher.load_state_dict(stage_weights(run_dir, "teacher"))
@@ -208,14 +222,14 @@ def run_stages(
         f"student {sum(p.numel() for p in student.parameters()):,}"
     )
     if "bootstrap" in run_now:
-        fit_normalizer(student, teacher, sample_batch, configs.normalizer_batches)
-        student.load_state_dict(bootstrap(student, teacher, sample_batch, configs.bootstrap, run_dir).ema)
+        fit_normalizer(student, teacher, samplers["bootstrap"], configs.normalizer_batches)
+        student.load_state_dict(bootstrap(student, teacher, samplers["bootstrap"], configs.bootstrap, run_dir).ema)
     else:
         student.load_state_dict(stage_weights(run_dir, "bootstrap"))
     if "multistep" not in wanted:
         return teacher, student
     if "multistep" in run_now:
-        student.load_state_dict(multistep(student, teacher, sample_batch, configs.multistep, run_dir).ema)
+        student.load_state_dict(multistep(student, teacher, samplers["multistep"], configs.multistep, run_dir).ema)
     else:
         student.load_state_dict(stage_weights(run_dir, "multistep"))
     return teacher, student

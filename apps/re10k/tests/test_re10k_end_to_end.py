@@ -1,0 +1,158 @@
+"""End to end at 32×64 (Flash3D's 32 px padding, so a 96×128 map): train.py produces a complete run directory with the
++5 / +10 / ±30 table, resumes instead of restarting, refuses another experiment, and eval.py / sample.py work on it;
+the evaluation's numbers are the protocol's (border crop, grey background, slot order)."""
+
+import json
+import pathlib
+from dataclasses import replace
+
+import pytest
+import torch
+
+from splat_render import render
+
+# sibling modules of apps/re10k; left unsorted because ruff would call `data` first-party whenever a data/ folder
+# exists at the repository root
+# isort: off
+import eval as eval_app
+import sample as sample_app
+import train
+from data import FAR, NEAR, collate, load_example
+from experiment import build_teacher, data_source, load_experiment, open_split, to_view_batch
+from protocol import protocol_metrics, read_split
+# isort: on
+
+STEPS = {"teacher": 3, "bootstrap": 3, "multistep": 2}
+
+
+def _args(run_dir: pathlib.Path, cache: pathlib.Path, multistep_steps: int = STEPS["multistep"]) -> list[str]:
+    synthetic = {"height": 32, "width": 64, "train-scenes": 2, "test-scenes": 1, "frames": 24, "supersample": 1}
+    return [
+        "--run-dir",
+        str(run_dir),
+        "--data.cache-dir",
+        str(cache),
+        *[item for name, value in synthetic.items() for item in (f"--data.synthetic.{name}", str(value))],
+        *["--model.teacher.height", "32", "--model.teacher.width", "64", "--model.teacher.padding", "32"],
+        *["--model.student-unet.model-channels", "8", "--model.student-unet.attn-resolutions", "12"],
+        *["--data.batch-size", "2", "--data.multistep-batch-size", "1", "--data.num-targets", "2"],
+        *["--normalizer-batches", "2"],
+        *["--teacher.loop.max-steps", str(STEPS["teacher"]), "--bootstrap.loop.max-steps", str(STEPS["bootstrap"])],
+        *["--multistep.loop.max-steps", str(multistep_steps)],
+        *["--teacher.loop.log-every", "1", "--bootstrap.loop.log-every", "1", "--multistep.loop.log-every", "1"],
+        *["--multistep.diffusion.ddim-steps", "3", "--bootstrap.diffusion.ddim-steps", "3"],
+        *["--eval.num-samples", "2", "--eval.grid-rows", "1", "--eval.batch-size", "2", "--eval.no-lpips"],
+        *["--threads", "1"],
+    ]
+
+
+def _log(run_dir: pathlib.Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, pathlib.Path]:
+    run_dir = tmp_path_factory.mktemp("run")
+    cache = tmp_path_factory.mktemp("cache")
+    assert train.main(_args(run_dir, cache)) == 0
+    return run_dir, cache
+
+
+def test_a_run_writes_config_checkpoints_metrics_images_and_the_slot_table(run) -> None:
+    run_dir, _ = run
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["preset"] == "cpu-demo" and config["model"]["teacher"]["padding"] == 32
+    for stage, steps in STEPS.items():
+        checkpoints = sorted((run_dir / "checkpoints" / stage).glob("step_*.safetensors"))
+        assert checkpoints and checkpoints[-1].name == f"step_{steps:08d}.safetensors"
+        assert [r["step"] for r in _log(run_dir) if r["stage"] == stage][-1] == steps
+    out = run_dir / "eval" / "test"
+    table = (out / "table.md").read_text()
+    for text in ("PSNR ↑ +5", "PSNR ↑ +10", "PSNR ↑ ±30", "| teacher |", "| student (1 sample) |", "student − teacher"):
+        assert text in table
+    assert "| A Lesson in Splats, paper | 29.12 | 26.54 | 25.40 |" in table
+    assert "| Flash3D, paper | 28.46 | 25.94 | 24.93 |" in table
+    assert "not comparable" in table
+    scores = json.loads((out / "scores.json").read_text())
+    rows = read_split(data_source(load_experiment(run_dir)).split_file)
+    assert len(scores["per_row"]) == len(rows) == 2
+    for method in ("teacher", "student", "student_mean"):
+        summary = scores["summary"][method]
+        assert {"src", "tgt5", "tgt10", "tgt_rand", "average"} <= set(summary)
+        assert all(summary[slot]["rows"] == 2 for slot in ("src", "tgt5", "tgt10", "tgt_rand"))
+        per_row = [row[method]["tgt10"]["psnr"] for row in scores["per_row"]]
+        assert summary["tgt10"]["psnr"] == pytest.approx(sum(per_row) / len(per_row))
+    assert len(list(out.glob("grid_*.png"))) == 1
+
+
+def test_evaluation_scores_are_the_protocol_metrics_of_grey_background_renders(run) -> None:
+    """Recompute the teacher's row-0 scores: source frame → Gaussians → renders of (src, +5, +10, ±30) on grey →
+    5%-border-cropped PSNR/SSIM against the frames the split row names."""
+    run_dir, _ = run
+    experiment = load_experiment(run_dir)
+    source = data_source(experiment)
+    row = read_split(source.split_file)[0]
+    sequence = open_split(experiment, source, "test")[row.key]
+    example = load_example(sequence, [row.src, *row.targets], experiment.image_size)
+    batch = to_view_batch(collate([example], near=NEAR, far=FAR), "cpu")
+    teacher, _ = eval_app.load_models(experiment)
+    with torch.no_grad():
+        gaussians = teacher(batch.source_images, batch.source_cameras).gaussians
+        renders = render(gaussians, batch.target_cameras, background=torch.full((3,), 0.5)).rgb[0]
+    expected = protocol_metrics(renders, batch.target_images[0])
+    stored = json.loads((run_dir / "eval" / "test" / "scores.json").read_text())["per_row"][0]
+    assert stored["key"] == row.key and stored["frames"]["tgt_rand"] == row.tgt_rand
+    for view, slot in enumerate(("src", "tgt5", "tgt10", "tgt_rand")):
+        for metric in ("psnr", "ssim"):
+            assert stored["teacher"][slot][metric] == pytest.approx(float(expected[metric][view]), abs=1e-4)
+
+
+def test_running_again_resumes_instead_of_restarting(run) -> None:
+    run_dir, cache = run
+    before = _log(run_dir)
+    assert train.main(_args(run_dir, cache)) == 0
+    assert _log(run_dir) == before  # nothing retrained
+    assert train.main([*_args(run_dir, cache, multistep_steps=STEPS["multistep"] + 2), "--eval.max-rows", "1"]) == 0
+    after = [r["step"] for r in _log(run_dir) if r["stage"] == "multistep"]
+    assert after == list(range(1, STEPS["multistep"] + 3))  # continued at step 3, earlier steps not repeated
+
+
+def test_a_run_directory_refuses_a_different_experiment(run) -> None:
+    run_dir, cache = run
+    assert train.main([*_args(run_dir, cache), "--teacher.learning-rate", "0.5"]) == 1
+    assert train.main([*_args(run_dir, cache), "--model.teacher.padding", "0"]) == 1
+
+
+def test_eval_and_sample_commands_work_on_a_run_directory(run, tmp_path: pathlib.Path) -> None:
+    run_dir, _ = run
+    assert eval_app.main([str(run_dir), "--max-rows", "1", "--num-samples", "1", "--threads", "1"]) == 0
+    scores = json.loads((run_dir / "eval" / "test" / "scores.json").read_text())
+    assert len(scores["per_row"]) == 1 and scores["num_samples"] == 1
+    assert eval_app.main([str(run_dir), "--split-file", str(tmp_path / "missing.txt")]) == 1
+    out = tmp_path / "frame"
+    assert sample_app.main([str(run_dir), "--num-samples", "2", "--frames", "4", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*.ply")) == ["sample_1.ply", "sample_2.ply", "teacher.ply"]
+    assert (out / "sample_1.gif").stat().st_size > 0 and (out / "overview.png").is_file()
+    image = tmp_path / "room.png"
+    sample_app.save_image_grid([[torch.rand(3, 40, 60)]], image)
+    out = tmp_path / "image"
+    command = [str(run_dir), "--image", str(image), "--intrinsics", "0.5", "0.75", "0.5", "0.5"]
+    assert sample_app.main([*command, "--num-samples", "1", "--frames", "3", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*.ply")) == ["sample_1.ply", "teacher.ply"]
+    assert sample_app.main([str(run_dir), "--row", "99"]) == 1
+
+
+def test_a_given_teacher_checkpoint_replaces_the_teacher_stage(run, tmp_path: pathlib.Path) -> None:
+    run_dir, cache = run
+    weights = sorted((run_dir / "checkpoints" / "teacher").glob("step_*.safetensors"))[-1]
+    other = tmp_path / "given"
+    args = _args(other, cache)
+    args[args.index("--bootstrap.loop.max-steps") + 1] = "1"
+    assert train.main([*args, "--teacher-weights", str(weights), "--stage", "bootstrap"]) == 0
+    assert {r["stage"] for r in _log(other)} == {"bootstrap"}  # the teacher was not trained
+    assert not (other / "checkpoints" / "teacher").exists()
+    teacher, _ = eval_app.load_models(replace(load_experiment(run_dir), run_dir=run_dir))
+    given = build_teacher(load_experiment(other))
+    for name, value in teacher.state_dict().items():
+        torch.testing.assert_close(given.state_dict()[name], value)
+    assert train.main([*args, "--teacher-weights", str(tmp_path / "missing.safetensors")]) == 1
