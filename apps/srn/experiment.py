@@ -119,14 +119,14 @@ def _cpu_demo() -> SRNExperiment:
             learning_rate=1e-3,
         ),
         bootstrap=BootstrapConfig(
-            loop=LoopConfig(max_steps=800, checkpoint_every=200, ema_decay=0.99, ema_every=1, ema_start=100),
+            loop=LoopConfig(max_steps=500, checkpoint_every=100, ema_decay=0.99, ema_every=1, ema_start=100),
             diffusion=diffusion,
             learning_rate=1e-3,
         ),
         multistep=MultistepConfig(
-            loop=LoopConfig(max_steps=150, checkpoint_every=50, ema_decay=0.95, ema_every=1, ema_start=20),
+            loop=LoopConfig(max_steps=200, checkpoint_every=50, ema_decay=0.95, ema_every=1, ema_start=20),
             diffusion=diffusion,
-            learning_rate=1e-4,
+            learning_rate=1e-3,
         ),
         eval=EvalConfig(num_samples=4, grid_objects=4),
     )
