@@ -1,0 +1,145 @@
+"""The experiment wiring: presets, the command line, origin distances as teacher inputs, official checkpoints, and
+the run directory's config round trip."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from co3d_fixtures import random_sequence_arrays, write_sequence
+from safetensors.torch import save_file
+
+# isort: off
+import train
+from data import Co3DDataset
+from experiment import (
+    BLACK,
+    PRESETS,
+    Co3DExperiment,
+    ModelConfig,
+    batch_sampler,
+    build_student,
+    build_teacher,
+    load_experiment,
+    preset,
+    save_config,
+    teacher_config,
+    to_view_batch,
+)
+
+# isort: on
+from splat_teachers import SplatterImage, unet_preset
+
+SIDE = 16
+
+
+def tiny(experiment: Co3DExperiment, root: Path | None = None) -> Co3DExperiment:
+    """The experiment with 8-channel, one-block networks (and `root` as its data)."""
+    model = ModelConfig(
+        teacher_unet=replace(experiment.model.teacher_unet, model_channels=8, num_blocks=1),
+        student_unet=replace(experiment.model.student_unet, model_channels=8, num_blocks=1),
+    )
+    return replace(experiment, model=model, data=replace(experiment.data, root=root))
+
+
+@pytest.fixture
+def hydrant_root(tmp_path: Path) -> Path:
+    """A preprocessed co3d_hydrant_for_gs folder: two train sequences of 5 views at 16 px (cameras at distance 2-3)."""
+    root = tmp_path / "co3d_hydrant_for_gs"
+    for index, distance in enumerate((2.0, 3.0)):
+        images, focal, R, T = random_sequence_arrays(5, side=SIDE, seed=index)
+        T = T * (distance / 2.0)  # orbit_RT puts cameras at distance 2
+        write_sequence(root / "train", f"90{index}_1_1", images, focal, R, T)
+    return root
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_renders_every_stage_on_black(name: str) -> None:
+    experiment = preset(name)
+    stages = (experiment.teacher, experiment.bootstrap, experiment.multistep)
+    assert all(stage.background == BLACK for stage in stages)
+    assert all(stage.background == BLACK for stage in (Co3DExperiment().teacher, Co3DExperiment().multistep))
+
+
+def test_the_hydrant_preset_is_the_papers_setting() -> None:
+    experiment = preset("hydrant")
+    assert experiment.data.resolution is None  # preprocessed Co3D is stored at 128 px
+    assert experiment.model.teacher_unet == unet_preset("splatter-image")
+    assert experiment.model.student_unet == unet_preset("medium")
+    config = teacher_config(experiment, 128)
+    assert config.head.name == "hydrants" and config.head.origin_distance
+    assert (config.head.znear, config.head.zfar) == (-2.0, 2.0)
+    assert experiment.teacher.lpips_start_step == 800_000 and experiment.teacher.loop.max_steps == 900_000
+
+
+def test_the_command_line_starts_from_the_preset_and_accepts_overrides() -> None:
+    default = train.parse([])
+    assert default.preset == "cpu-demo" and default.data.root is None and default.run_dir == Path("runs/co3d-cpu-demo")
+    assert default.data.synthetic.resolution == 32
+    experiment = train.parse(["--preset", "hydrant", "--data", "/data/co3d_hydrant_for_gs", "--eval.num-samples", "2"])
+    assert experiment.preset == "hydrant" and experiment.run_dir == Path("runs/co3d-hydrant")
+    assert experiment.data.root == Path("/data/co3d_hydrant_for_gs") and experiment.eval.num_samples == 2
+    assert experiment.model.student_unet == unet_preset("medium")
+
+
+def test_batches_carry_the_origin_distance_of_the_source_and_of_every_target(hydrant_root: Path) -> None:
+    experiment = tiny(preset("cpu-demo"), hydrant_root)
+    dataset = Co3DDataset(hydrant_root, "train")
+    generator = torch.Generator().manual_seed(3)
+    co3d_batch = dataset.sample_batch(4, 3, generator)
+    batch = to_view_batch(co3d_batch, "cpu")
+    # oracle, independent of the reader: the world origin sits at X_cam = 0 R + T, so its depth is T_z (PyTorch3D
+    # and OpenCV share the z axis)
+    with np.load(hydrant_root / "train" / "camera_Ts.npz") as archive:
+        T = {name: archive[name] for name in archive.files}
+    expected_source = [T[s][int(v), 2] for s, v in zip(co3d_batch.sequences, co3d_batch.input_views, strict=True)]
+    expected_targets = [
+        [T[s][int(v), 2] for v in views] for s, views in zip(co3d_batch.sequences, co3d_batch.target_views, strict=True)
+    ]
+    torch.testing.assert_close(batch.teacher_inputs["origin_distance"], torch.tensor(expected_source))
+    torch.testing.assert_close(batch.target_teacher_inputs["origin_distance"], torch.tensor(expected_targets))
+    assert batch.source_cameras.world_to_cam.eq(torch.eye(4)).all()  # cameras relative to the input view
+
+    sampled = batch_sampler(dataset, experiment)(0, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(sampled.teacher_inputs["origin_distance"], batch.teacher_inputs["origin_distance"])
+
+
+def test_the_teacher_takes_the_origin_distance_as_a_depth_offset(hydrant_root: Path) -> None:
+    experiment = tiny(preset("cpu-demo"), hydrant_root)
+    batch = batch_sampler(Co3DDataset(hydrant_root, "train"), experiment)(0, torch.Generator().manual_seed(0))
+    teacher = build_teacher(experiment, SIDE)
+    with pytest.raises(ValueError, match="origin_distance"):
+        teacher(batch.source_images, batch.source_cameras)
+    with torch.no_grad():
+        output = teacher(batch.source_images, batch.source_cameras, **batch.teacher_inputs)
+        shifted = teacher(
+            batch.source_images, batch.source_cameras, origin_distance=batch.teacher_inputs["origin_distance"] + 1
+        )
+    # moving the world origin 1 unit further moves every Gaussian 1 unit further along its pixel ray (z = 1 rays)
+    torch.testing.assert_close(
+        shifted.gaussians.means[..., 2] - output.gaussians.means[..., 2],
+        torch.ones_like(output.gaussians.means[..., 2]),
+    )
+    student = build_student(experiment, teacher)
+    assert student.config.unet.resolution == SIDE
+
+
+def test_an_official_checkpoint_is_loaded_with_the_hydrants_head(tmp_path: Path) -> None:
+    experiment = tiny(preset("cpu-demo"))
+    original = SplatterImage(teacher_config(experiment, SIDE), generator=torch.Generator().manual_seed(5))
+    path = tmp_path / "model_hydrants.safetensors"
+    save_file({k: v.contiguous() for k, v in original.state_dict().items()}, path)
+    loaded = build_teacher(replace(experiment, teacher_checkpoint=path), SIDE)
+    assert loaded.head.name == "hydrants" and loaded.head.origin_distance
+    for name, value in original.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], value)
+    with pytest.raises(ValueError, match="set --data.resolution 16"):
+        build_teacher(replace(experiment, teacher_checkpoint=path), 32)
+
+
+def test_the_run_config_round_trips(tmp_path: Path) -> None:
+    for name in PRESETS:
+        experiment = replace(preset(name), run_dir=tmp_path / name, data=replace(preset(name).data, root=tmp_path))
+        save_config(experiment)
+        assert load_experiment(tmp_path / name) == experiment

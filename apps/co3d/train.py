@@ -1,0 +1,122 @@
+"""Co3D hydrant experiments of "A Lesson in Splats": teacher → stage 1 (bootstrap) → stage 2 (multi-step) → evaluation.
+
+    uv run apps/co3d/train.py                                  # cpu-demo: built-in synthetic data, ~15 min on 2 cores
+    uv run apps/co3d/train.py --preset hydrant --data /data/co3d_gs/co3d_hydrant_for_gs
+    uv run apps/co3d/train.py --preset hydrant --data /data/co3d_gs/co3d_hydrant_for_gs \
+        --teacher-checkpoint model_hydrants.pth               # the official Splatter Image teacher
+    uv run apps/co3d/train.py --stage bootstrap                # one stage (the earlier ones must be done)
+    uv run apps/co3d/train.py --help                           # every option, with the preset's defaults
+
+A run directory (`--run-dir`, default `runs/co3d-<preset>`) holds config.json, checkpoints/<stage>/, metrics.jsonl
+and eval/; running the same command again resumes where it stopped.
+"""
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+# isort: off
+from eval import evaluate, print_table
+from experiment import (
+    PRESETS,
+    Co3DExperiment,
+    batch_sampler,
+    build_student,
+    build_teacher,
+    dataset_root,
+    image_size,
+    open_split,
+    save_config,
+    stage_configs,
+)
+
+# isort: on
+from splat_train import LPIPSWeightsMissing, NonFiniteLossError, load_lpips_vgg
+from splat_train.runs import cli_with_presets, run_stages
+
+
+def parse(argv: list[str]) -> Co3DExperiment:
+    """`--preset NAME` picks the defaults (first), then every field can be overridden; `--data PATH` is short for
+    `--data.root PATH`."""
+    return cli_with_presets(
+        Co3DExperiment,
+        PRESETS,
+        argv,
+        default_preset="cpu-demo",
+        description=__doc__,
+        aliases={"--data": "--data.root"},
+        run_dir_pattern="runs/co3d-{preset}",
+    )
+
+
+def run(experiment: Co3DExperiment, console: Console) -> None:
+    if experiment.threads is not None:
+        torch.set_num_threads(experiment.threads)
+    if experiment.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {experiment.device}: CUDA is not available on this machine (use --device cpu)")
+    if experiment.preset != "cpu-demo" and experiment.data.root is None:
+        console.print(f"[yellow]preset {experiment.preset} without --data: using the synthetic data[/yellow]")
+    run_dir = Path(experiment.run_dir)
+    save_config(experiment)
+    console.rule(f"Co3D · preset {experiment.preset} · {run_dir}")
+
+    started = time.perf_counter()
+    root = dataset_root(experiment)
+    train_split = open_split(experiment, "train", root)
+    resolution = image_size(train_split)
+    excluded = f" ({len(train_split.skipped)} excluded)" if train_split.skipped else ""
+    console.print(
+        f"data: {root} · {len(train_split)} training sequences{excluded} · {resolution}px "
+        f"({time.perf_counter() - started:.0f} s)"
+    )
+    sample_batch = batch_sampler(train_split, experiment)
+    stage = experiment.stage
+
+    teacher = build_teacher(experiment, resolution)
+    official = experiment.teacher_checkpoint is not None
+    if official:
+        console.print(f"teacher: official Splatter Image checkpoint {experiment.teacher_checkpoint}")
+    lpips_model = None
+    if not official and stage in ("all", "teacher") and experiment.teacher.lpips_start_step is not None:
+        try:
+            lpips_model = load_lpips_vgg().to(experiment.device)
+        except LPIPSWeightsMissing as error:
+            raise ValueError(f"{error} (or pass --teacher.lpips-start-step None)") from None
+    teacher, student = run_stages(
+        stage,
+        run_dir,
+        teacher,
+        lambda t: build_student(experiment, t),
+        sample_batch,
+        stage_configs(experiment),
+        train_the_teacher=not official,
+        lpips_model=lpips_model,
+        report=console.print,
+    )
+    if stage not in ("all", "eval"):
+        return
+
+    test_split = open_split(experiment, experiment.eval.split, root)
+    out_dir = run_dir / "eval" / test_split.split
+    result = evaluate(experiment, teacher, student, test_split, out_dir, console)
+    console.rule(f"done in {(time.perf_counter() - started) / 60:.1f} min")
+    print_table(result, experiment, console)
+    console.print(f"table: {out_dir / 'table.md'} · grids: {out_dir}/grid_*.png · log: {run_dir / 'metrics.jsonl'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    console = Console()
+    experiment = parse(sys.argv[1:] if argv is None else argv)
+    try:
+        run(experiment, console)
+    except (ValueError, NonFiniteLossError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
