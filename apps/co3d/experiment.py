@@ -125,16 +125,18 @@ def _cpu_demo() -> Co3DExperiment:
             learning_rate=1e-3,
             background=BLACK,
         ),
+        # stage 1 / 2 lengths and rates: those of the SRN cpu-demo (same networks; chosen there on the val split)
         bootstrap=BootstrapConfig(
-            loop=LoopConfig(max_steps=800, checkpoint_every=200, ema_decay=0.99, ema_every=1, ema_start=100),
+            loop=LoopConfig(max_steps=500, checkpoint_every=100, ema_decay=0.99, ema_every=1, ema_start=100),
             diffusion=diffusion,
             learning_rate=1e-3,
             background=BLACK,
         ),
         multistep=MultistepConfig(
-            loop=LoopConfig(max_steps=150, checkpoint_every=50, ema_decay=0.95, ema_every=1, ema_start=20),
+            loop=LoopConfig(max_steps=200, checkpoint_every=50, ema_decay=0.95, ema_every=1, ema_start=20),
             diffusion=diffusion,
-            learning_rate=1e-4,
+            learning_rate=1e-3,
+            checkpoint_steps=False,  # no activation checkpointing: same gradients, ~25% faster on CPU (measured)
             background=BLACK,
         ),
         eval=EvalConfig(num_samples=4, grid_sequences=4),
