@@ -120,9 +120,15 @@ def test_running_again_resumes_instead_of_restarting(run) -> None:
     assert after == list(range(1, STEPS["multistep"] + 3))  # continued at step 3, earlier steps not repeated
 
 
-def test_a_run_directory_refuses_a_different_experiment(run) -> None:
+def test_a_run_directory_refuses_a_different_experiment(run, capsys: pytest.CaptureFixture[str]) -> None:
     run_dir, cache = run
+    config, log = (run_dir / "config.json").read_text(), _log(run_dir)
+    capsys.readouterr()
     assert train.main([*_args(run_dir, cache), "--teacher.learning-rate", "0.5"]) == 1
+    assert "different configuration (teacher differ)" in " ".join(capsys.readouterr().out.split())
+    assert train.main([*_args(run_dir, cache), "--data.synthetic.train-sequences", "4"]) == 1
+    assert "different configuration (data differ)" in " ".join(capsys.readouterr().out.split())
+    assert (run_dir / "config.json").read_text() == config and _log(run_dir) == log  # nothing written, nothing trained
 
 
 def test_eval_command_rewrites_the_table_for_the_chosen_subset(run) -> None:
