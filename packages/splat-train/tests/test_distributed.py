@@ -15,6 +15,7 @@ from splat_train import distributed
 from splat_train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from splat_train.loop import LoopConfig, NonFiniteLossError
 from splat_train.runs import StageConfigs, fit_normalizer, run_stages, save_run_config
+from splat_train.sharding import ShardedSampler
 from splat_train.stages import (
     BootstrapConfig,
     DiffusionConfig,
@@ -200,3 +201,35 @@ def _nan_on_rank_1(rank: int, workdir: pathlib.Path) -> None:
 def test_a_non_finite_loss_on_one_rank_stops_every_rank(tmp_path: pathlib.Path) -> None:
     H.spawn(_nan_on_rank_1, tmp_path)  # a deadlock would time out instead
     assert load_checkpoint(latest_checkpoint(tmp_path / "run" / "checkpoints" / "teacher")).step == 1
+
+
+def test_under_torchrun_cuda_means_the_local_rank_gpu_and_a_fixed_index_is_refused(monkeypatch) -> None:
+    torchrun = {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "MASTER_ADDR": "h", "MASTER_PORT": "1"}
+    for name, value in {**torchrun, "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)
+    assert distributed.rank_device("cuda") == torch.device("cuda", 1)
+    assert distributed.rank_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="pass `cuda`"):
+        distributed.rank_device("cuda:0")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert distributed.rank_device("cuda:0") == torch.device("cuda", 0)
+    monkeypatch.delenv("RANK")  # not launched by torchrun: nothing changes, and no process group
+    assert distributed.rank_device("cuda") == torch.device("cuda")
+    assert distributed.init_distributed("cpu") == torch.device("cpu") and distributed.world_size() == 1
+
+
+def test_ranks_split_each_global_batch_and_every_epoch_reshuffles_all_items() -> None:
+    items, per_rank, world = 12, 2, 3
+    ranks = [ShardedSampler(items, per_rank, seed=5, rank=r, world_size=world) for r in range(world)]
+    single = ShardedSampler(items, per_rank * world, seed=5)
+
+    def samples(batch) -> list[tuple[int, int]]:
+        return list(zip(batch.items, batch.seeds, strict=True))
+
+    epochs = []
+    for step in range(4):  # 2 epochs of 12 items at a global batch of 6
+        together = sorted(sample for r in ranks for sample in samples(r.batch(step)))
+        assert together == sorted(samples(single.batch(step)))  # the same items with the same per-sample seeds
+        epochs.append([item for item, _ in together])
+    assert sorted(epochs[0] + epochs[1]) == sorted(epochs[2] + epochs[3]) == list(range(items))  # each item once
+    assert [r.batch(0).items for r in ranks] != [r.batch(2).items for r in ranks]  # reshuffled in epoch 2

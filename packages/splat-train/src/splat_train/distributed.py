@@ -36,10 +36,18 @@ def local_rank() -> int:
 
 
 def rank_device(device: str | torch.device) -> torch.device:
-    """The device of this process: `cuda` (without an index) under torchrun means `cuda:LOCAL_RANK`."""
+    """The device of this process: `cuda` (without an index) under torchrun means `cuda:LOCAL_RANK`. A fixed index
+    (`cuda:1`) is kept for one process per node, and refused for several (they would all share that GPU)."""
     device = torch.device(device)
-    if device.type == "cuda" and device.index is None and launched_by_torchrun():
+    if device.type != "cuda" or not launched_by_torchrun():
+        return device
+    if device.index is None:
         return torch.device("cuda", local_rank())
+    if int(os.environ.get("LOCAL_WORLD_SIZE", "1")) > 1:
+        raise ValueError(
+            f"device {device} under torchrun with several processes per node: pass `cuda` (no index); "
+            "each process then takes cuda:LOCAL_RANK"
+        )
     return device
 
 
