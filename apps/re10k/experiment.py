@@ -10,6 +10,7 @@ Background: Flash3D renders on a random colour in training and on grey 0.5 at ev
 evaluation use grey 0.5 (the `background` fields; with 32 px of padded Gaussians it is rarely visible).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -19,7 +20,7 @@ import torch
 # sibling modules of apps/re10k (first on sys.path under `uv run apps/re10k/...`); left unsorted because
 # ruff would call `data` first-party whenever a data/ folder exists at the repository root
 # isort: off
-from data import FAR, NEAR, Batch, ExampleConfig, SequenceDataset, TrainingExamples, open_dataset
+from data import FAR, NEAR, Batch, ExampleConfig, SequenceDataset, TrainingExamples, collate, open_dataset
 from synthetic import SyntheticOptions, generate_synthetic
 
 # isort: on
@@ -46,7 +47,6 @@ from splat_train import (
 )
 from splat_train.checkpoint import load_checkpoint
 from splat_train.runs import Stage, StageConfigs, load_run_config, save_run_config
-from splat_train.stages import BatchSampler
 
 GREY = (0.5, 0.5, 0.5)  # Flash3D's evaluation background
 SPLIT_FILE = "test_files.txt"  # Flash3D's name for the evaluation split (splits/re10k_mine_filtered/test_files.txt)
@@ -58,8 +58,8 @@ class DataConfig:
     split_file: Path | None = None  # evaluation rows `key src tgt5 tgt10 tgt_rand` (None: <root>/test_files.txt)
     synthetic: SyntheticOptions = SyntheticOptions()  # the built-in scenes (used when root is None)
     cache_dir: Path | None = None  # where the synthetic scenes are generated (None: <repo>/data/synthetic)
-    batch_size: int = 4  # scenes per step of the teacher and the bootstrap stage
-    multistep_batch_size: int = 2  # scenes per step of the multi-step stage (the paper: 100 → 10)
+    batch_size: int = 4  # scenes per step (and process, under torchrun) of the teacher and the bootstrap stage
+    multistep_batch_size: int = 2  # scenes per step (and process) of the multi-step stage (the paper: 100 → 10)
     num_targets: int = 3  # novel frames per scene (Flash3D: 3), at random distinct offsets within ±max_offset
     max_offset: int = 30
     render_source: bool = True  # the source frame is rendered and supervised too (Flash3D renders frame 0)
@@ -258,22 +258,40 @@ def to_view_batch(batch: Batch, device: torch.device | str, *, render_source: bo
     ).to(device)
 
 
-def batch_samplers(examples: TrainingExamples, experiment: RE10KExperiment) -> dict[str, BatchSampler]:
-    """`sample_batch(step, generator)` per stage: random (clip, source frame) pairs with random targets within
-    ±max_offset (all draws from `generator`); the multi-step stage gets its own, smaller batch size."""
+@dataclass(frozen=True)
+class TrainingBatches:
+    """A stage's `BatchSource`: the loop picks the (clip, source frame) pairs (epochs of shuffled pairs, split across
+    the ranks under torchrun) and a seed per pair; each pair's targets (within ±max_offset) are drawn from its seed."""
+
+    examples: TrainingExamples
+    batch_size: int  # pairs per step and rank (global batch = batch_size × ranks)
+    render_source: bool
+    device: str
+
+    @property
+    def num_items(self) -> int:
+        return len(self.examples)
+
+    def make_batch(self, items: Sequence[int], seeds: Sequence[int]) -> ViewBatch:
+        chosen = [
+            self.examples.example(item, torch.Generator().manual_seed(seed))
+            for item, seed in zip(items, seeds, strict=True)
+        ]
+        batch = collate(chosen, near=self.examples.config.near, far=self.examples.config.far)
+        return to_view_batch(batch, self.device, render_source=self.render_source)
+
+
+def batch_samplers(examples: TrainingExamples, experiment: RE10KExperiment) -> dict[str, TrainingBatches]:
+    """The training data per stage (see `TrainingBatches`); the multi-step stage gets its own, smaller batch size."""
     data = experiment.data
 
-    def sampler(batch_size: int) -> BatchSampler:
-        def sample_batch(step: int, generator: torch.Generator) -> ViewBatch:
-            batch = examples.sample_batch(batch_size, generator)
-            return to_view_batch(batch, experiment.device, render_source=data.render_source)
-
-        return sample_batch
+    def batches(batch_size: int) -> TrainingBatches:
+        return TrainingBatches(examples, batch_size, data.render_source, experiment.device)
 
     return {
-        "teacher": sampler(data.batch_size),
-        "bootstrap": sampler(data.batch_size),
-        "multistep": sampler(data.multistep_batch_size),
+        "teacher": batches(data.batch_size),
+        "bootstrap": batches(data.batch_size),
+        "multistep": batches(data.multistep_batch_size),
     }
 
 

@@ -6,6 +6,10 @@
     uv run apps/re10k/train.py --preset re10k --data /path/to/re10k --teacher-weights teacher.safetensors
     uv run apps/re10k/train.py --stage bootstrap              # one stage (the earlier ones must be done)
     uv run apps/re10k/train.py --help                         # every option, with the preset's defaults
+    torchrun --nproc-per-node 4 apps/re10k/train.py --preset re10k --data /path/to/re10k   # 4 GPUs (DDP)
+
+Under torchrun every process trains on its share of each step's scenes (`--data.batch-size` per process; global
+batch = batch size × processes) and rank 0 alone logs, writes checkpoints and evaluates.
 
 A run directory (`--run-dir`, default `runs/re10k-<preset>`) holds config.json, checkpoints/<stage>/, metrics.jsonl and
 eval/; running the same command again resumes where it stopped.
@@ -35,7 +39,7 @@ from experiment import (
 )
 
 # isort: on
-from splat_train import LPIPSWeightsMissing, NonFiniteLossError, load_lpips_vgg
+from splat_train import LPIPSWeightsMissing, NonFiniteLossError, distributed, load_lpips_vgg
 from splat_train.runs import cli_with_presets, run_stages
 
 
@@ -65,7 +69,7 @@ def run(experiment: RE10KExperiment, console: Console) -> None:
     console.rule(f"RealEstate10K · preset {experiment.preset} · {run_dir}")
 
     started = time.perf_counter()
-    source = data_source(experiment, progress=lambda split, done, total: None)
+    source = distributed.on_main(lambda: data_source(experiment, progress=lambda split, done, total: None))
     examples = TrainingExamples(open_split(experiment, source, "train"), example_config(experiment))
     height, width = experiment.image_size
     console.print(
@@ -94,7 +98,7 @@ def run(experiment: RE10KExperiment, console: Console) -> None:
         lpips_model=lpips_model,
         report=console.print,
     )
-    if stage not in ("all", "eval"):
+    if stage not in ("all", "eval") or not distributed.is_main():
         return
 
     out_dir = run_dir / "eval" / experiment.eval.split
@@ -108,10 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     experiment = parse(sys.argv[1:] if argv is None else argv)
     try:
+        distributed.init_distributed(experiment.device)  # under torchrun: the process group (a no-op otherwise)
+        console.quiet = not distributed.is_main()  # rank 0 alone prints
         run(experiment, console)
     except (ValueError, NonFiniteLossError) as error:
         console.print(f"[red]error:[/red] {error}")
         return 1
+    finally:
+        distributed.shutdown()
     return 0
 
 

@@ -1,6 +1,7 @@
 """The SRN experiment: one frozen config (with named presets), and the pieces `train.py`, `eval.py` and `sample.py`
-share — datasets, models, the batch sampler, and loading a run directory's weights."""
+share — datasets, models, the training batches, and loading a run directory's weights."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -37,7 +38,7 @@ class DataConfig:
     resolution: int | None = None  # resize images to this square size (None: as stored; SRN is 128)
     synthetic: SyntheticOptions = SyntheticOptions(resolution=32)  # the built-in data (used when root is None)
     cache_dir: Path | None = None  # where the synthetic data is generated (None: <repo>/data/synthetic)
-    batch_size: int = 4  # objects per training step
+    batch_size: int = 4  # objects per training step and process (torchrun: global batch = batch_size × processes)
     num_targets: int = 4  # rendered views per object; the input view is one of them (Splatter Image's sampling)
 
 
@@ -195,16 +196,32 @@ def to_view_batch(batch: SRNBatch, device: torch.device | str) -> ViewBatch:
     ).to(device)
 
 
-def batch_sampler(dataset: SRNDataset, experiment: SRNExperiment):
-    """`sample_batch(step, generator)`: random objects, each with random views (all draws from `generator`)."""
+@dataclass(frozen=True)
+class TrainingBatches:
+    """The stages' `BatchSource`: the loop picks the objects (epochs of shuffled objects, split across the ranks
+    under torchrun) and a seed per object; each object's input and target views are drawn from its seed."""
+
+    dataset: SRNDataset
+    batch_size: int  # objects per step and rank (global batch = batch_size × ranks)
+    num_targets: int
+    device: str
+
+    @property
+    def num_items(self) -> int:
+        return len(self.dataset)
+
+    def make_batch(self, items: Sequence[int], seeds: Sequence[int]) -> ViewBatch:
+        examples = [
+            self.dataset.training_example(item, self.num_targets, torch.Generator().manual_seed(seed))
+            for item, seed in zip(items, seeds, strict=True)
+        ]
+        return to_view_batch(collate(examples), self.device)
+
+
+def training_batches(dataset: SRNDataset, experiment: SRNExperiment) -> TrainingBatches:
+    """The training data of every stage (see `TrainingBatches`)."""
     config = experiment.data
-
-    def sample_batch(step: int, generator: torch.Generator) -> ViewBatch:
-        objects = torch.randint(len(dataset), (config.batch_size,), generator=generator).tolist()
-        examples = [dataset.training_example(i, config.num_targets, generator) for i in objects]
-        return to_view_batch(collate(examples), experiment.device)
-
-    return sample_batch
+    return TrainingBatches(dataset, config.batch_size, config.num_targets, experiment.device)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -5,6 +5,10 @@
     uv run apps/srn/train.py --preset cars --data /path/to/srn_cars --teacher-checkpoint model_cars.pth
     uv run apps/srn/train.py --stage bootstrap                # one stage (the earlier ones must be done)
     uv run apps/srn/train.py --help                           # every option, with the preset's defaults
+    torchrun --nproc-per-node 4 apps/srn/train.py --preset cars --data /path/to/srn_cars   # 4 GPUs (DDP)
+
+Under torchrun every process trains on its share of each step's objects (`--data.batch-size` per process; global
+batch = batch size × processes) and rank 0 alone logs, writes checkpoints and evaluates.
 
 A run directory (`--run-dir`, default `runs/srn-<preset>`) holds config.json, checkpoints/<stage>/, metrics.jsonl and
 eval/; running the same command again resumes where it stopped.
@@ -22,17 +26,17 @@ from eval import evaluate, print_table
 from experiment import (
     PRESETS,
     SRNExperiment,
-    batch_sampler,
     build_student,
     build_teacher,
     dataset_root,
     open_split,
     save_config,
     stage_configs,
+    training_batches,
 )
 
 # isort: on
-from splat_train import LPIPSWeightsMissing, NonFiniteLossError, load_lpips_vgg
+from splat_train import LPIPSWeightsMissing, NonFiniteLossError, distributed, load_lpips_vgg
 from splat_train.runs import cli_with_presets, run_stages
 
 
@@ -62,13 +66,13 @@ def run(experiment: SRNExperiment, console: Console) -> None:
     console.rule(f"SRN · preset {experiment.preset} · {run_dir}")
 
     started = time.perf_counter()
-    root = dataset_root(experiment, progress=lambda split, done, total: None)
+    root = distributed.on_main(lambda: dataset_root(experiment, progress=lambda split, done, total: None))
     train_split = open_split(experiment, "train", root)
     resolution = train_split.load(0, [0]).images.shape[-1]
     console.print(
         f"data: {root} · {len(train_split)} training objects · {resolution}px ({time.perf_counter() - started:.0f} s)"
     )
-    sample_batch = batch_sampler(train_split, experiment)
+    batches = training_batches(train_split, experiment)
     stage = experiment.stage
 
     teacher = build_teacher(experiment, resolution)
@@ -86,13 +90,13 @@ def run(experiment: SRNExperiment, console: Console) -> None:
         run_dir,
         teacher,
         lambda t: build_student(experiment, t),
-        sample_batch,
+        batches,
         stage_configs(experiment),
         train_the_teacher=not official,
         lpips_model=lpips_model,
         report=console.print,
     )
-    if stage not in ("all", "eval"):
+    if stage not in ("all", "eval") or not distributed.is_main():
         return
 
     test_split = open_split(experiment, experiment.eval.split, root)
@@ -107,10 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     experiment = parse(sys.argv[1:] if argv is None else argv)
     try:
+        distributed.init_distributed(experiment.device)  # under torchrun: the process group (a no-op otherwise)
+        console.quiet = not distributed.is_main()  # rank 0 alone prints
         run(experiment, console)
     except (ValueError, NonFiniteLossError) as error:
         console.print(f"[red]error:[/red] {error}")
         return 1
+    finally:
+        distributed.shutdown()
     return 0
 
 

@@ -1,9 +1,13 @@
 """End to end at 32×64 (Flash3D's 32 px padding, so a 96×128 map): train.py produces a complete run directory with the
 +5 / +10 / ±30 table, resumes instead of restarting, refuses another experiment, and eval.py / sample.py work on it;
-the evaluation's numbers are the protocol's (border crop, grey background, slot order)."""
+the evaluation's numbers are the protocol's (border crop, grey background, slot order); train.py under torchrun."""
 
 import json
+import os
 import pathlib
+import socket
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -156,3 +160,25 @@ def test_a_given_teacher_checkpoint_replaces_the_teacher_stage(run, tmp_path: pa
     for name, value in teacher.state_dict().items():
         torch.testing.assert_close(given.state_dict()[name], value)
     assert train.main([*args, "--teacher-weights", str(tmp_path / "missing.safetensors")]) == 1
+
+
+def test_train_runs_unchanged_under_torchrun_on_two_processes(run, tmp_path: pathlib.Path) -> None:
+    _, cache = run  # the synthetic scenes are already generated
+    args = _args(tmp_path, cache)
+    args[args.index("--data.batch-size") + 1] = "1"  # 2 processes x 1 scene: the global batch of 2
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={port}"]
+    result = subprocess.run(
+        [*launcher, "--master-addr=127.0.0.1", train.__file__, *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    for stage, steps in STEPS.items():
+        assert [(r["step"], r["world_size"]) for r in _log(tmp_path) if r["stage"] == stage][-1] == (steps, 2)
+    assert (tmp_path / "eval" / "test" / "table.md").is_file()
+    assert result.stdout.count("table: ") == 1  # rank 0 alone prints (and evaluates)

@@ -98,10 +98,16 @@ def test_each_stage_samples_its_own_batch_size(small_dataset) -> None:
     experiment = _with_teacher(preset("cpu-demo"), height=32, width=64)
     experiment = replace(experiment, data=replace(experiment.data, batch_size=3, multistep_batch_size=1))
     samplers = batch_samplers(TrainingExamples(small_dataset.open("train"), example_config(experiment)), experiment)
-    sizes = {stage: sampler(0, torch.Generator().manual_seed(0)).batch_size for stage, sampler in samplers.items()}
+    sizes = {
+        stage: batches.make_batch([0] * batches.batch_size, [5] * batches.batch_size).batch_size
+        for stage, batches in samplers.items()
+    }
     assert sizes == {"teacher": 3, "bootstrap": 3, "multistep": 1}
-    first, again = (samplers["teacher"](0, torch.Generator().manual_seed(4)) for _ in range(2))
-    torch.testing.assert_close(first.target_images, again.target_images)  # all randomness from the generator
+    first, again, other = (
+        samplers["teacher"].make_batch([0, 1, 2], seeds) for seeds in ([4, 5, 6], [4, 5, 6], [7, 8, 9])
+    )
+    torch.testing.assert_close(first.target_images, again.target_images)  # all randomness from the seeds
+    assert not torch.equal(first.target_images, other.target_images)
 
 
 def test_the_fly_through_starts_at_the_source_camera_and_moves_into_the_scene() -> None:

@@ -1,8 +1,12 @@
 """End to end at 16 px: train.py produces a complete run directory, resumes instead of restarting, and eval.py /
-sample.py work on it."""
+sample.py work on it; the same train.py under torchrun on 2 gloo ranks."""
 
 import json
+import os
 import pathlib
+import socket
+import subprocess
+import sys
 
 import eval as eval_app
 import pytest
@@ -124,3 +128,25 @@ def test_eval_and_sample_commands_work_on_a_run_directory(run, tmp_path: pathlib
     assert sample_app.main([str(run_dir), "--num-samples", "2", "--frames", "4", "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.glob("*.ply")) == ["sample_1.ply", "sample_2.ply", "teacher.ply"]
     assert (tmp_path / "sample_1.gif").stat().st_size > 0 and (tmp_path / "overview.png").is_file()
+
+
+def test_train_runs_unchanged_under_torchrun_on_two_processes(run, tmp_path: pathlib.Path) -> None:
+    _, cache = run  # the synthetic data is already generated
+    args = _args(tmp_path, cache)
+    args[args.index("--data.batch-size") + 1] = "1"  # 2 processes x 1 object: the global batch of 2
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={port}"]
+    result = subprocess.run(
+        [*launcher, "--master-addr=127.0.0.1", train.__file__, *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    for stage, steps in STEPS.items():
+        assert [(r["step"], r["world_size"]) for r in _log(tmp_path) if r["stage"] == stage][-1] == (steps, 2)
+    assert (tmp_path / "eval" / "test" / "table.md").is_file()
+    assert result.stdout.count("table: ") == 1  # rank 0 alone prints (and evaluates)

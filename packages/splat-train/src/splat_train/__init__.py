@@ -1,7 +1,8 @@
 """splat-train: the method of "A Lesson in Splats" — losses, metrics, cycle consistency, the diffusion student and
 the stage runners (teacher, stage 1 bootstrap, stage 2 multi-step fine-tuning)."""
 
-from .batch import ViewBatch
+from . import distributed
+from .batch import BatchSampler, BatchSource, ViewBatch
 from .cycle import cycle_consistency_loss
 from .loop import LoopConfig, LoopResult, LossOutput, NonFiniteLossError, run_loop
 from .losses import gaussian_map_loss, l1, l2, lpips_loss, ssim_loss
@@ -20,6 +21,8 @@ from .stages import (
 from .student import GaussianDenoiser, MapNormalizer, StudentConfig, map_statistics, sample
 
 __all__ = [
+    "BatchSampler",
+    "BatchSource",
     "BootstrapConfig",
     "DiffusionConfig",
     "GaussianDenoiser",
@@ -36,6 +39,7 @@ __all__ = [
     "ViewBatch",
     "bootstrap",
     "cycle_consistency_loss",
+    "distributed",
     "gaussian_map_loss",
     "image_metrics",
     "l1",

@@ -1,14 +1,17 @@
-"""`ViewBatch`: what every stage trains on — one source image per object and some target views of it.
+"""`ViewBatch`: what every stage trains on — one source image per object and some target views of it — and
+`BatchSource`, how an app hands its data to the stage runners.
 
 Cameras are relative to the source camera (the source camera is the identity), so the teacher's and the student's
 Gaussians, which live in the source camera's frame, render directly with `target_cameras`. Apps convert their own
 batches (SRN, Co3D, RealEstate10K) to this one type.
 """
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol, runtime_checkable
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from splat_render import Cameras
@@ -21,6 +24,11 @@ class ViewBatch:
     `teacher_inputs` are keyword arguments of the teacher for the source images (e.g. Co3D's `origin_distance`
     [batch]); `target_teacher_inputs` the same for each target view ([batch views] values), used when a rendered
     target view is fed back as a conditioning image (cycle consistency).
+
+    `seeds` are the per-sample seeds the stage losses draw every random number from (t, t_start, noise; see
+    `splat_train.sharding`), so that a sample's loss does not depend on which rank or batch it lands in. The loop sets
+    them when it draws from a `BatchSource`; None (a batch from an old `sample_batch(step, generator)` callable) means
+    the losses draw the per-sample seeds from the loop's generator instead. They stay on the CPU.
     """
 
     source_images: Float[Tensor, "batch 3 height width"]
@@ -29,9 +37,12 @@ class ViewBatch:
     target_cameras: Cameras
     teacher_inputs: dict[str, Tensor] = field(default_factory=dict)
     target_teacher_inputs: dict[str, Tensor] = field(default_factory=dict)
+    seeds: Int[Tensor, " batch"] | None = None
 
     def __post_init__(self) -> None:
         batch = self.source_images.shape[0]
+        if self.seeds is not None and (self.seeds.shape != (batch,) or self.seeds.dtype != torch.int64):
+            raise ValueError(f"seeds must be int64 [batch={batch}], got {self.seeds.dtype} {list(self.seeds.shape)}")
         if self.source_cameras.batch_size != batch or self.source_cameras.num_views != 1:
             raise ValueError(
                 f"source_cameras must be [batch={batch}, 1 view], got {self.source_cameras.batch_size}"
@@ -62,7 +73,35 @@ class ViewBatch:
             target_cameras=self.target_cameras.to(device),
             teacher_inputs={k: v.to(device) for k, v in self.teacher_inputs.items()},
             target_teacher_inputs={k: v.to(device) for k, v in self.target_teacher_inputs.items()},
-        )
+        )  # seeds stay on the CPU (they seed CPU generators)
+
+    def with_seeds(self, seeds: Sequence[int]) -> "ViewBatch":
+        """The same batch with per-sample `seeds`."""
+        return replace(self, seeds=torch.tensor([int(s) for s in seeds], dtype=torch.int64))
+
+
+BatchSampler = Callable[[int, torch.Generator], ViewBatch]
+"""The single-process data API: `sample_batch(step, generator) -> ViewBatch`, every draw from the loop's generator.
+Still accepted by every runner (one process only); `BatchSource` works on any number of ranks."""
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """How an app hands its training data to the stage runners, on one process or many (torchrun).
+
+    The loop owns the sampling (`splat_train.sharding`): every epoch it shuffles the `num_items` dataset items
+    (objects, sequences) with torch's `DistributedSampler` semantics, gives rank r every world-size-th item, and asks
+    each rank for `batch_size` items per step — the *per-rank* batch; the global batch is `batch_size` × world size.
+
+    `make_batch(items, seeds)` builds the batch of those dataset items; every random choice for item k (which views,
+    crops, ...) must come from `torch.Generator().manual_seed(seeds[k])`, so that a sample is the same whichever rank
+    draws it. The stage runners put `seeds` on the returned `ViewBatch` (`ViewBatch.seeds`).
+    """
+
+    num_items: int  # dataset items to draw from (objects, sequences)
+    batch_size: int  # items per step on each rank
+
+    def make_batch(self, items: Sequence[int], seeds: Sequence[int]) -> ViewBatch: ...
 
 
 def view_as_input_camera(cameras: Cameras, view: int) -> Cameras:

@@ -20,10 +20,13 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from .batch import BatchSource
 from .checkpoint import latest_checkpoint, load_checkpoint
+from .distributed import on_main
 from .loop import to_jsonable
+from .sharding import ShardedSampler
 from .stages import (
-    BatchSampler,
+    Batches,
     BootstrapConfig,
     MultistepConfig,
     TeacherStageConfig,
@@ -50,8 +53,13 @@ def _training_view(config: dict[str, Any], training_fields: Sequence[str]) -> di
 
 def save_run_config(run_dir: str | os.PathLike, config: Any, training_fields: Sequence[str]) -> Path:
     """Write `run_dir/config.json`. If the directory already holds a run whose `training_fields` differ (apart from
-    the loop fields that may change when resuming), raise a ValueError naming them instead."""
-    run_dir = Path(run_dir)
+    the loop fields that may change when resuming), raise a ValueError naming them instead.
+
+    Under torchrun only rank 0 reads and writes the file; every rank returns its path or raises its error."""
+    return on_main(lambda: _save_run_config(Path(run_dir), config, training_fields))
+
+
+def _save_run_config(run_dir: Path, config: Any, training_fields: Sequence[str]) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "config.json"
     current = to_jsonable(config)
@@ -146,24 +154,31 @@ def stage_weights(run_dir: str | os.PathLike, stage: str, *, ema: bool = True) -
 def fit_normalizer(
     student: GaussianDenoiser,
     teacher: nn.Module,
-    sample_batch: BatchSampler,
+    data: Batches,
     batches: int,
     seed: int = 1234,
 ) -> None:
-    """Set the student's map normalizer from the teacher's maps over `batches` training batches (fixed seed)."""
+    """Set the student's map normalizer from the teacher's maps over `batches` training batches (fixed seed).
+
+    With a `BatchSource` every rank measures the same batches (those of one process), so the statistics agree."""
     generator = torch.Generator().manual_seed(seed)
+    sampler = ShardedSampler(data.num_items, data.batch_size, seed=seed) if isinstance(data, BatchSource) else None
     teacher.eval()
     with torch.no_grad():
         maps = []
         for step in range(batches):
-            batch = sample_batch(step, generator)
+            if sampler is not None:
+                plan = sampler.batch(step)
+                batch = data.make_batch(list(plan.items), list(plan.seeds))
+            else:
+                batch = data(step, generator)
             maps.append(teacher(batch.source_images, batch.source_cameras, **batch.teacher_inputs).gaussian_map)
     student.set_normalizer(*map_statistics(maps, student.config.std_floor))
 
 
-def stage_sampler(sample_batch: BatchSampler | Mapping[str, BatchSampler], stage: str) -> BatchSampler:
-    """The batch sampler of `stage`: `sample_batch` itself, or its entry when it maps stage names to samplers (e.g. a
-    smaller batch for the multi-step stage, as the paper's 100 → 10)."""
+def stage_sampler(sample_batch: Batches | Mapping[str, Batches], stage: str) -> Batches:
+    """The data of `stage` (a `BatchSource` or a `sample_batch` callable): `sample_batch` itself, or its entry when it
+    maps stage names to them (e.g. a smaller batch for the multi-step stage, as the paper's 100 → 10)."""
     if not isinstance(sample_batch, Mapping):
         return sample_batch
     if stage not in sample_batch:
@@ -184,7 +199,7 @@ def run_stages(
     run_dir: str | os.PathLike,
     teacher: nn.Module,
     make_student: Callable[[nn.Module], GaussianDenoiser],
-    sample_batch: BatchSampler | Mapping[str, BatchSampler],
+    sample_batch: Batches | Mapping[str, Batches],
     configs: StageConfigs,
     *,
     train_the_teacher: bool = True,
@@ -197,7 +212,8 @@ def run_stages(
 
     `train_the_teacher=False` keeps the given teacher (e.g. loaded from an official checkpoint). `sample_batch` is one
     sampler for every stage or a mapping from stage name to sampler (`stage_sampler`); the map normalizer is fitted on
-    bootstrap batches.
+    bootstrap batches. A sampler is a `BatchSource` (any number of ranks, see `splat_train.distributed`) or a
+    `sample_batch(step, generator)` callable (one process only). Under torchrun every rank calls this; rank 0 writes.
     """
     run_dir = Path(run_dir)
     wanted = STAGES if stage in ("all", "eval") else STAGES[: STAGES.index(stage) + 1]

@@ -8,15 +8,20 @@
   through every step* (per-step activation checkpointing), the rendering losses of the trajectory's x0 predictions
   are weighted by λ_t, plus L_cyc; no 3D loss.
 
-A stage gets its data as `sample_batch(step, generator) -> ViewBatch` (the app decides what a batch is); every
-random draw goes through the loop's generator, so runs are deterministic on CPU and resume bit-for-bit.
+A stage gets its data from a `BatchSource` (the app builds the batch of the items the loop picks; any number of
+ranks) or, on one process, from the old `sample_batch(step, generator) -> ViewBatch` callable. The losses draw t,
+t_start and every noise tensor per sample, from generators seeded with the batch's per-sample seeds (one stream per
+draw, `splat_train.sharding`), so a sample's loss is the same on whichever rank and in whichever batch it lands, and
+they mask terms (t < t*) instead of skipping them, so every parameter takes part in every step (as DDP needs). Runs
+are deterministic on CPU and resume bit-for-bit.
 """
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
+from jaxtyping import Int
 from torch import Tensor, nn
 
 from splat_diffusion import (
@@ -25,20 +30,55 @@ from splat_diffusion import (
     WeightingKind,
     ddim_timesteps,
     q_sample,
-    sample_timesteps,
     sdedit_start,
     timestep_weights,
     unrolled_ddim,
 )
 from splat_render import Cameras, Gaussians, render
 
-from .batch import ViewBatch
+from .batch import BatchSampler, BatchSource, ViewBatch
 from .cycle import cycle_consistency_loss
 from .loop import LoopConfig, LoopResult, LossOutput, run_loop
 from .losses import gaussian_map_loss, l2, lpips_loss
+from .sharding import STREAM_CYCLE_NOISE, STREAM_NOISE, STREAM_TIMESTEP, per_sample_normal, per_sample_timesteps
 from .student import GaussianDenoiser, student_gaussians, teacher_targets
 
-BatchSampler = Callable[[int, torch.Generator], ViewBatch]
+Batches = BatchSource | BatchSampler  # what every runner accepts as its data
+
+
+@dataclass(frozen=True)
+class _Seeded:
+    """A `BatchSource` whose batches carry the loop's per-sample seeds (`ViewBatch.seeds`)."""
+
+    source: BatchSource
+
+    @property
+    def num_items(self) -> int:
+        return self.source.num_items
+
+    @property
+    def batch_size(self) -> int:
+        return self.source.batch_size
+
+    def make_batch(self, items: Sequence[int], seeds: Sequence[int]) -> ViewBatch:
+        return self.source.make_batch(items, seeds).with_seeds(seeds)
+
+
+def loop_data(batches: Batches) -> dict[str, Any]:
+    """`run_loop`'s data arguments for a runner's `batches`: a `BatchSource` or an old `sample_batch` callable."""
+    if isinstance(batches, BatchSource):
+        return {"batches": _Seeded(batches)}
+    if callable(batches):
+        return {"sample_batch": batches}
+    raise ValueError(f"batches must be a BatchSource or a sample_batch(step, generator) callable, got {batches!r}")
+
+
+def sample_seeds(batch: ViewBatch, generator: torch.Generator) -> Int[Tensor, " batch"]:
+    """The batch's per-sample seeds; a batch without them (old `sample_batch` callables) gets seeds drawn from the
+    loop's `generator`."""
+    if batch.seeds is not None:
+        return batch.seeds
+    return torch.randint(0, 2**63 - 1, (batch.batch_size,), generator=generator)
 
 
 @dataclass(frozen=True)
@@ -112,11 +152,8 @@ def _repeat_batch(batch: ViewBatch, times: int) -> ViewBatch:
         target_cameras=Cameras.cat([batch.target_cameras] * times, along="batch"),
         teacher_inputs={k: torch.cat([v] * times) for k, v in batch.teacher_inputs.items()},
         target_teacher_inputs={k: torch.cat([v] * times) for k, v in batch.target_teacher_inputs.items()},
+        seeds=None if batch.seeds is None else batch.seeds.repeat(times),
     )
-
-
-def _randn(like: Tensor, generator: torch.Generator) -> Tensor:
-    return torch.randn(like.shape, generator=generator, dtype=like.dtype).to(like.device)
 
 
 def _frozen(teacher: nn.Module) -> nn.Module:
@@ -127,7 +164,7 @@ def _frozen(teacher: nn.Module) -> nn.Module:
 
 def train_teacher(
     teacher: nn.Module,
-    sample_batch: BatchSampler,
+    batches: Batches,
     config: TeacherStageConfig,
     run_dir,
     *,
@@ -139,9 +176,8 @@ def train_teacher(
     optimizer = torch.optim.Adam(teacher.parameters(), lr=config.learning_rate, eps=config.adam_eps)
     step_counter = {"step": 0}
 
-    def sample(step: int, generator: torch.Generator) -> ViewBatch:
+    def before_step(step: int) -> None:
         step_counter["step"] = step
-        return sample_batch(step, generator)
 
     def compute_loss(batch: ViewBatch, generator: torch.Generator) -> LossOutput:
         output = teacher(batch.source_images, batch.source_cameras, **batch.teacher_inputs)
@@ -159,11 +195,12 @@ def train_teacher(
         stage="teacher",
         model=teacher,
         optimizer=optimizer,
-        sample_batch=sample,
+        **loop_data(batches),
         compute_loss=compute_loss,
         config=config.loop,
         run_dir=run_dir,
         stage_config=config,
+        before_step=before_step,
     )
 
 
@@ -175,10 +212,14 @@ def bootstrap_loss(
     config: BootstrapConfig,
     generator: torch.Generator,
 ) -> LossOutput:
-    """Stage 1 (paper eq. L_bootstrap): single-step denoising of the noised teacher map from a random t."""
+    """Stage 1 (paper eq. L_bootstrap): single-step denoising of the noised teacher map from a random t.
+
+    The image and cycle terms of samples with t < t* are multiplied by 0, not skipped: every parameter takes part
+    in every step whichever t a rank draws (DDP without unused parameters)."""
+    seeds = sample_seeds(batch, generator)
     clean = teacher_targets(teacher, student, batch.source_images, batch.source_cameras, **batch.teacher_inputs)
-    t = sample_timesteps(schedule, batch.batch_size, generator=generator, device="cpu").to(clean.device)
-    noisy = q_sample(schedule, clean, t, _randn(clean, generator))
+    t = per_sample_timesteps(schedule, seeds, STREAM_TIMESTEP).to(clean.device)
+    noisy = q_sample(schedule, clean, t, per_sample_normal(seeds, STREAM_NOISE, clean))
     predicted = student(noisy, t, batch.source_images)
     map_loss = gaussian_map_loss(predicted, clean)
     supervised = (t >= config.diffusion.t_star).to(clean.dtype)
@@ -195,7 +236,7 @@ def bootstrap_loss(
             batch,
             gaussians,
             t,
-            _randn(clean, generator),
+            per_sample_normal(seeds, STREAM_CYCLE_NOISE, clean),
             view=batch.num_views - 1,
             background=background,
         )
@@ -205,7 +246,7 @@ def bootstrap_loss(
 
 
 def bootstrap(
-    student: GaussianDenoiser, teacher: nn.Module, sample_batch: BatchSampler, config: BootstrapConfig, run_dir
+    student: GaussianDenoiser, teacher: nn.Module, batches: Batches, config: BootstrapConfig, run_dir
 ) -> LoopResult:
     """Stage 1: train the student from the teacher (3D loss) and the images (rendering and cycle losses)."""
     teacher = _frozen(teacher)
@@ -215,7 +256,7 @@ def bootstrap(
         stage="bootstrap",
         model=student,
         optimizer=optimizer,
-        sample_batch=sample_batch,
+        **loop_data(batches),
         compute_loss=lambda batch, generator: bootstrap_loss(student, teacher, schedule, batch, config, generator),
         config=config.loop,
         run_dir=run_dir,
@@ -233,12 +274,11 @@ def multistep_loss(
 ) -> LossOutput:
     """Stage 2 (paper eq. L_mlt-stp + L_cyc): DDIM from the noised teacher map with gradients through all steps."""
     diffusion = config.diffusion
+    seeds = sample_seeds(batch, generator)
     clean = teacher_targets(teacher, student, batch.source_images, batch.source_cameras, **batch.teacher_inputs)
-    t_start = sample_timesteps(
-        schedule, batch.batch_size, low=diffusion.t_star + 1, generator=generator, device="cpu"
-    ).to(clean.device)
+    t_start = per_sample_timesteps(schedule, seeds, STREAM_TIMESTEP, low=diffusion.t_star + 1).to(clean.device)
     timesteps = ddim_timesteps(schedule, diffusion.ddim_steps, t_start)  # [steps batch]
-    start = sdedit_start(schedule, clean, t_start, _randn(clean, generator))
+    start = sdedit_start(schedule, clean, t_start, per_sample_normal(seeds, STREAM_NOISE, clean))
     trajectory = unrolled_ddim(
         student.denoiser(batch.source_images), start, timesteps, schedule, checkpoint=config.checkpoint_steps
     )
@@ -263,7 +303,7 @@ def multistep_loss(
             batch,
             final,
             t_start,
-            _randn(clean, generator),
+            per_sample_normal(seeds, STREAM_CYCLE_NOISE, clean),
             view=batch.num_views - 1,
             background=background,
         )
@@ -273,7 +313,7 @@ def multistep_loss(
 
 
 def multistep(
-    student: GaussianDenoiser, teacher: nn.Module, sample_batch: BatchSampler, config: MultistepConfig, run_dir
+    student: GaussianDenoiser, teacher: nn.Module, batches: Batches, config: MultistepConfig, run_dir
 ) -> LoopResult:
     """Stage 2: multi-step denoising fine-tuning with rendering losses only (no 3D loss)."""
     teacher = _frozen(teacher)
@@ -283,7 +323,7 @@ def multistep(
         stage="multistep",
         model=student,
         optimizer=optimizer,
-        sample_batch=sample_batch,
+        **loop_data(batches),
         compute_loss=lambda batch, generator: multistep_loss(student, teacher, schedule, batch, config, generator),
         config=config.loop,
         run_dir=run_dir,
