@@ -199,6 +199,16 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def _load_failure(error: BaseException) -> str:
+    """The gist of a `torch.load` failure: torch's refusal to unpickle something (`weights_only`) is a paragraph of
+    advice around one line naming what it met; other errors keep their first line."""
+    text = str(error)
+    if "WeightsUnpickler error:" in text:
+        detail = [line.strip() for line in text.split("WeightsUnpickler error:", 1)[1].splitlines() if line.strip()]
+        return f"refused to unpickle it: {detail[0]}" if detail else "refused to unpickle it"
+    return _first_line(error)
+
+
 def _sequence_from_example(example: object, path: Path, position: int) -> FrameSequence:
     where = f"{path}: example {position}"
     if not isinstance(example, dict):
@@ -243,7 +253,7 @@ def read_chunk(path: str | os.PathLike) -> list[FrameSequence]:
     except FileNotFoundError:
         raise ValueError(f"{path}: chunk file not found") from None
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
-        reason = _first_line(error)
+        reason = _load_failure(error)
         raise ValueError(f"{path}: not a pixelSplat chunk of plain tensors/lists/dicts ({reason})") from None
     if not isinstance(examples, list):
         raise ValueError(f"{path}: a pixelSplat chunk is a list of examples, got {type(examples).__name__}")

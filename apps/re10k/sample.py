@@ -12,6 +12,7 @@ the scene and back while swaying sideways and turning, scaled by the median dept
 Samples differ only by their starting noise (`--seed`).
 """
 
+import importlib.util
 import math
 import sys
 from dataclasses import dataclass, replace
@@ -54,6 +55,14 @@ class SampleCommand:
     frames: int = 36  # fly-through frames
     format: str = "gif"  # gif or mp4 (mp4 needs imageio's ffmpeg plugin)
     device: str | None = None
+
+
+def check_format(format: str) -> None:
+    """gif always works; mp4 needs one of imageio's video plugins (checked before any work is done)."""
+    if format not in ("gif", "mp4"):
+        raise ValueError(f"--format must be gif or mp4, got {format!r}")
+    if format == "mp4" and not any(importlib.util.find_spec(name) for name in ("imageio_ffmpeg", "av")):
+        raise ValueError("--format mp4 needs imageio's ffmpeg or pyav plugin (pip install imageio[ffmpeg]); use gif")
 
 
 def source_camera(K: Float[Tensor, "3 3"], height: int, width: int) -> Cameras:
@@ -128,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     command = tyro.cli(SampleCommand, args=argv, description=__doc__)
     console = Console()
     try:
-        if command.format not in ("gif", "mp4"):
-            raise ValueError(f"--format must be gif or mp4, got {command.format!r}")
+        check_format(command.format)
         experiment = load_experiment(command.run_dir)
         experiment = replace(experiment, run_dir=command.run_dir, device=command.device or experiment.device)
         teacher, student = load_models(experiment)

@@ -146,6 +146,17 @@ def test_eval_and_sample_commands_work_on_a_run_directory(run, tmp_path: pathlib
     assert sample_app.main([str(run_dir), "--row", "99"]) == 1
 
 
+def test_sample_refuses_an_animation_format_it_cannot_write_before_doing_any_work(
+    run, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir, _ = run
+    out = tmp_path / "out"
+    assert sample_app.main([str(run_dir), "--format", "webm", "--out", str(out)]) == 1
+    monkeypatch.setattr(sample_app.importlib.util, "find_spec", lambda name: None)  # no video plugin installed
+    assert sample_app.main([str(run_dir), "--format", "mp4", "--out", str(out)]) == 1
+    assert not out.exists()
+
+
 def test_a_given_teacher_checkpoint_replaces_the_teacher_stage(run, tmp_path: pathlib.Path) -> None:
     run_dir, cache = run
     weights = sorted((run_dir / "checkpoints" / "teacher").glob("step_*.safetensors"))[-1]
