@@ -6,6 +6,10 @@
         --teacher-checkpoint model_hydrants.pth               # the official Splatter Image teacher
     uv run apps/co3d/train.py --stage bootstrap                # one stage (the earlier ones must be done)
     uv run apps/co3d/train.py --help                           # every option, with the preset's defaults
+    torchrun --nproc-per-node 4 apps/co3d/train.py --preset hydrant --data /data/co3d_gs/co3d_hydrant_for_gs  # 4 GPUs
+
+Under torchrun (DDP) every process trains on its share of each step's sequences (`--data.batch-size` per process;
+global batch = batch size × processes) and rank 0 alone logs, writes checkpoints and evaluates.
 
 A run directory (`--run-dir`, default `runs/co3d-<preset>`) holds config.json, checkpoints/<stage>/, metrics.jsonl
 and eval/; running the same command again resumes where it stopped.
@@ -23,7 +27,6 @@ from eval import evaluate, print_table
 from experiment import (
     PRESETS,
     Co3DExperiment,
-    batch_sampler,
     build_student,
     build_teacher,
     dataset_root,
@@ -31,10 +34,11 @@ from experiment import (
     open_split,
     save_config,
     stage_configs,
+    training_batches,
 )
 
 # isort: on
-from splat_train import LPIPSWeightsMissing, NonFiniteLossError, load_lpips_vgg
+from splat_train import LPIPSWeightsMissing, NonFiniteLossError, distributed, load_lpips_vgg
 from splat_train.runs import cli_with_presets, run_stages
 
 
@@ -64,7 +68,7 @@ def run(experiment: Co3DExperiment, console: Console) -> None:
     console.rule(f"Co3D · preset {experiment.preset} · {run_dir}")
 
     started = time.perf_counter()
-    root = dataset_root(experiment)
+    root = distributed.on_main(lambda: dataset_root(experiment))
     train_split = open_split(experiment, "train", root)
     resolution = image_size(train_split)
     excluded = f" ({len(train_split.skipped)} excluded)" if train_split.skipped else ""
@@ -72,7 +76,7 @@ def run(experiment: Co3DExperiment, console: Console) -> None:
         f"data: {root} · {len(train_split)} training sequences{excluded} · {resolution}px "
         f"({time.perf_counter() - started:.0f} s)"
     )
-    sample_batch = batch_sampler(train_split, experiment)
+    batches = training_batches(train_split, experiment)
     stage = experiment.stage
 
     teacher = build_teacher(experiment, resolution)
@@ -90,13 +94,13 @@ def run(experiment: Co3DExperiment, console: Console) -> None:
         run_dir,
         teacher,
         lambda t: build_student(experiment, t),
-        sample_batch,
+        batches,
         stage_configs(experiment),
         train_the_teacher=not official,
         lpips_model=lpips_model,
         report=console.print,
     )
-    if stage not in ("all", "eval"):
+    if stage not in ("all", "eval") or not distributed.is_main():
         return
 
     test_split = open_split(experiment, experiment.eval.split, root)
@@ -111,10 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     experiment = parse(sys.argv[1:] if argv is None else argv)
     try:
+        distributed.init_distributed(experiment.device)  # under torchrun: the process group (a no-op otherwise)
+        console.quiet = not distributed.is_main()  # rank 0 alone prints
         run(experiment, console)
     except (ValueError, NonFiniteLossError) as error:
         console.print(f"[red]error:[/red] {error}")
         return 1
+    finally:
+        distributed.shutdown()
     return 0
 
 
