@@ -30,7 +30,8 @@ from splat_train import (
     TeacherStageConfig,
     ViewBatch,
 )
-from splat_train.runs import Stage, StageConfigs, load_run_config, save_run_config
+from splat_train.app import training_fields
+from splat_train.runs import Stage, load_run_config, save_run_config
 
 BLACK = (0.0, 0.0, 0.0)
 HEAD = "hydrants"  # Splatter Image's Co3D head: per-image focal lengths, depth = origin distance + [-2, 2], black
@@ -276,18 +277,7 @@ def build_student(experiment: Co3DExperiment, teacher: SplatterImage) -> Gaussia
 # ----------------------------------------------------------------------------------------------------------------------
 # Run directory
 
-# Fields that define what a run learns: a run directory refuses a config that differs in any of them (apart from
-# loop lengths and logging, see splat_train.runs).
-TRAINING_FIELDS = (
-    "preset",
-    "teacher_checkpoint",
-    "normalizer_batches",
-    "data",
-    "model",
-    "teacher",
-    "bootstrap",
-    "multistep",
-)
+TRAINING_FIELDS = training_fields("teacher_checkpoint")  # what a run learns (a run directory refuses other values)
 
 
 def save_config(experiment: Co3DExperiment) -> None:
@@ -296,7 +286,3 @@ def save_config(experiment: Co3DExperiment) -> None:
 
 def load_experiment(run_dir: Path) -> Co3DExperiment:
     return load_run_config(run_dir, Co3DExperiment)
-
-
-def stage_configs(experiment: Co3DExperiment) -> StageConfigs:
-    return StageConfigs(experiment.teacher, experiment.bootstrap, experiment.multistep, experiment.normalizer_batches)
