@@ -12,7 +12,8 @@ Writes `eval/<split>/scores.json` (per sequence), `eval/<split>/table.md` and co
 
 import json
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -38,6 +39,7 @@ from experiment import (
 
 # isort: on
 from splat_train import GaussianDenoiser, MetricAccumulator
+from splat_train.app import load_trained_models, with_eval_overrides
 from splat_train.evaluation import (
     METHODS,
     comparison_rows,
@@ -48,7 +50,6 @@ from splat_train.evaluation import (
     render_views,
     rich_table,
 )
-from splat_train.runs import stage_weights
 from splat_train.visualize import save_image_grid
 
 PAPER_CATEGORY = "hydrant"
@@ -221,13 +222,9 @@ def print_table(result: EvalResult, experiment: Co3DExperiment, console: Console
 
 def load_models(experiment: Co3DExperiment, resolution: int) -> tuple[torch.nn.Module, GaussianDenoiser]:
     """The run's teacher (EMA of its last checkpoint, or the official checkpoint) and final student (EMA)."""
-    run_dir = Path(experiment.run_dir)
     teacher = build_teacher(experiment, resolution)
-    if experiment.teacher_checkpoint is None:
-        teacher.load_state_dict(stage_weights(run_dir, "teacher"))
-    student = build_student(experiment, teacher)
-    student.load_state_dict(stage_weights(run_dir, "multistep"))
-    return teacher.eval(), student.eval()
+    trained = experiment.teacher_checkpoint is None
+    return load_trained_models(experiment.run_dir, teacher, partial(build_student, experiment), trained_teacher=trained)
 
 
 @dataclass(frozen=True)
@@ -248,21 +245,18 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
         experiment = load_experiment(command.run_dir)
-        experiment = replace(experiment, run_dir=command.run_dir, device=command.device or experiment.device)
         if command.split is not None and command.split not in ("test", "val"):
             raise ValueError(f"--split must be test or val, got {command.split!r}")
-        overrides = {
-            k: v
-            for k, v in [
-                ("split", command.split),
-                ("max_sequences", command.max_sequences),
-                ("num_samples", command.num_samples),
-                ("t_start", command.t_start),
-                ("lpips", command.lpips),
-            ]
-            if v is not None
-        }
-        experiment = replace(experiment, eval=replace(experiment.eval, **overrides))
+        experiment = with_eval_overrides(
+            experiment,
+            command.run_dir,
+            command.device,
+            split=command.split,
+            max_sequences=command.max_sequences,
+            num_samples=command.num_samples,
+            t_start=command.t_start,
+            lpips=command.lpips,
+        )
         dataset = open_split(experiment, experiment.eval.split, dataset_root(experiment))
         teacher, student = load_models(experiment, image_size(dataset))
         out_dir = command.run_dir / "eval" / dataset.split

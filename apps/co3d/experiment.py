@@ -1,11 +1,12 @@
 """The Co3D experiment: one frozen config (with named presets), and the pieces `train.py`, `eval.py` and `sample.py`
-share — datasets, models, the batch sampler (cameras relative to the input view, origin distances as teacher inputs),
-and the run directory's config.
+share — datasets, models, the training batches (cameras relative to the input view, origin distances as teacher
+inputs), and the run directory's config.
 
 Everything is rendered on black (Co3D frames are foreground on black): the three stages' `background` and the
 evaluation's renders.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -13,7 +14,7 @@ from typing import Literal
 import torch
 
 # isort: off
-from data import Co3DBatch, Co3DDataset
+from data import Co3DBatch, Co3DDataset, collate
 from synthetic import SyntheticCo3DOptions, generate
 
 # isort: on
@@ -29,7 +30,8 @@ from splat_train import (
     TeacherStageConfig,
     ViewBatch,
 )
-from splat_train.runs import Stage, StageConfigs, load_run_config, save_run_config
+from splat_train.app import training_fields
+from splat_train.runs import Stage, load_run_config, save_run_config
 
 BLACK = (0.0, 0.0, 0.0)
 HEAD = "hydrants"  # Splatter Image's Co3D head: per-image focal lengths, depth = origin distance + [-2, 2], black
@@ -41,7 +43,7 @@ class DataConfig:
     resolution: int | None = None  # resize images to this square size (None: as stored; preprocessed Co3D is 128)
     synthetic: SyntheticCo3DOptions = SyntheticCo3DOptions(resolution=32)  # the built-in data (when root is None)
     cache_dir: Path | None = None  # where the synthetic data is generated (None: <repo>/data/synthetic)
-    batch_size: int = 4  # sequences per training step
+    batch_size: int = 4  # sequences per training step and process (torchrun: global batch = batch_size × processes)
     num_targets: int = 4  # rendered views per sequence; the input view is one of them (Splatter Image's sampling)
 
 
@@ -217,14 +219,32 @@ def to_view_batch(batch: Co3DBatch, device: torch.device | str) -> ViewBatch:
     ).to(device)
 
 
-def batch_sampler(dataset: Co3DDataset, experiment: Co3DExperiment):
-    """`sample_batch(step, generator)`: random sequences, each with random views (all draws from `generator`)."""
+@dataclass(frozen=True)
+class TrainingBatches:
+    """The stages' `BatchSource`: the loop picks the sequences (epochs of shuffled sequences, split across the ranks
+    under torchrun) and a seed per sequence; each sequence's input and target views are drawn from its seed."""
+
+    dataset: Co3DDataset
+    batch_size: int  # sequences per step and rank (global batch = batch_size × ranks)
+    num_targets: int
+    device: str
+
+    @property
+    def num_items(self) -> int:
+        return len(self.dataset)
+
+    def make_batch(self, items: Sequence[int], seeds: Sequence[int]) -> ViewBatch:
+        examples = [
+            self.dataset.training_example(item, self.num_targets, torch.Generator().manual_seed(seed))
+            for item, seed in zip(items, seeds, strict=True)
+        ]
+        return to_view_batch(collate(examples), self.device)
+
+
+def training_batches(dataset: Co3DDataset, experiment: Co3DExperiment) -> TrainingBatches:
+    """The training data of every stage (see `TrainingBatches`)."""
     config = experiment.data
-
-    def sample_batch(step: int, generator: torch.Generator) -> ViewBatch:
-        return to_view_batch(dataset.sample_batch(config.batch_size, config.num_targets, generator), experiment.device)
-
-    return sample_batch
+    return TrainingBatches(dataset, config.batch_size, config.num_targets, experiment.device)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -257,18 +277,7 @@ def build_student(experiment: Co3DExperiment, teacher: SplatterImage) -> Gaussia
 # ----------------------------------------------------------------------------------------------------------------------
 # Run directory
 
-# Fields that define what a run learns: a run directory refuses a config that differs in any of them (apart from
-# loop lengths and logging, see splat_train.runs).
-TRAINING_FIELDS = (
-    "preset",
-    "teacher_checkpoint",
-    "normalizer_batches",
-    "data",
-    "model",
-    "teacher",
-    "bootstrap",
-    "multistep",
-)
+TRAINING_FIELDS = training_fields("teacher_checkpoint")  # what a run learns (a run directory refuses other values)
 
 
 def save_config(experiment: Co3DExperiment) -> None:
@@ -277,7 +286,3 @@ def save_config(experiment: Co3DExperiment) -> None:
 
 def load_experiment(run_dir: Path) -> Co3DExperiment:
     return load_run_config(run_dir, Co3DExperiment)
-
-
-def stage_configs(experiment: Co3DExperiment) -> StageConfigs:
-    return StageConfigs(experiment.teacher, experiment.bootstrap, experiment.multistep, experiment.normalizer_batches)

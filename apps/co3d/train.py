@@ -6,6 +6,10 @@
         --teacher-checkpoint model_hydrants.pth               # the official Splatter Image teacher
     uv run apps/co3d/train.py --stage bootstrap                # one stage (the earlier ones must be done)
     uv run apps/co3d/train.py --help                           # every option, with the preset's defaults
+    torchrun --nproc-per-node 4 apps/co3d/train.py --preset hydrant --data /data/co3d_gs/co3d_hydrant_for_gs  # 4 GPUs
+
+Under torchrun (DDP) every process trains on its share of each step's sequences (`--data.batch-size` per process;
+global batch = batch size × processes) and rank 0 alone logs, writes checkpoints and evaluates.
 
 A run directory (`--run-dir`, default `runs/co3d-<preset>`) holds config.json, checkpoints/<stage>/, metrics.jsonl
 and eval/; running the same command again resumes where it stopped.
@@ -15,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 from rich.console import Console
 
 # isort: off
@@ -23,18 +26,18 @@ from eval import evaluate, print_table
 from experiment import (
     PRESETS,
     Co3DExperiment,
-    batch_sampler,
     build_student,
     build_teacher,
     dataset_root,
     image_size,
     open_split,
     save_config,
-    stage_configs,
+    training_batches,
 )
 
 # isort: on
-from splat_train import LPIPSWeightsMissing, NonFiniteLossError, load_lpips_vgg
+from splat_train import distributed
+from splat_train.app import prepare_device, run_main, stage_configs, teacher_lpips_model
 from splat_train.runs import cli_with_presets, run_stages
 
 
@@ -53,10 +56,7 @@ def parse(argv: list[str]) -> Co3DExperiment:
 
 
 def run(experiment: Co3DExperiment, console: Console) -> None:
-    if experiment.threads is not None:
-        torch.set_num_threads(experiment.threads)
-    if experiment.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {experiment.device}: CUDA is not available on this machine (use --device cpu)")
+    prepare_device(experiment.device, experiment.threads)
     if experiment.preset != "cpu-demo" and experiment.data.root is None:
         console.print(f"[yellow]preset {experiment.preset} without --data: using the synthetic data[/yellow]")
     run_dir = Path(experiment.run_dir)
@@ -64,7 +64,7 @@ def run(experiment: Co3DExperiment, console: Console) -> None:
     console.rule(f"Co3D · preset {experiment.preset} · {run_dir}")
 
     started = time.perf_counter()
-    root = dataset_root(experiment)
+    root = distributed.on_main(lambda: dataset_root(experiment))
     train_split = open_split(experiment, "train", root)
     resolution = image_size(train_split)
     excluded = f" ({len(train_split.skipped)} excluded)" if train_split.skipped else ""
@@ -72,31 +72,26 @@ def run(experiment: Co3DExperiment, console: Console) -> None:
         f"data: {root} · {len(train_split)} training sequences{excluded} · {resolution}px "
         f"({time.perf_counter() - started:.0f} s)"
     )
-    sample_batch = batch_sampler(train_split, experiment)
+    batches = training_batches(train_split, experiment)
     stage = experiment.stage
 
     teacher = build_teacher(experiment, resolution)
     official = experiment.teacher_checkpoint is not None
     if official:
         console.print(f"teacher: official Splatter Image checkpoint {experiment.teacher_checkpoint}")
-    lpips_model = None
-    if not official and stage in ("all", "teacher") and experiment.teacher.lpips_start_step is not None:
-        try:
-            lpips_model = load_lpips_vgg().to(experiment.device)
-        except LPIPSWeightsMissing as error:
-            raise ValueError(f"{error} (or pass --teacher.lpips-start-step None)") from None
+    lpips_model = teacher_lpips_model(stage, experiment.teacher, experiment.device, train_the_teacher=not official)
     teacher, student = run_stages(
         stage,
         run_dir,
         teacher,
         lambda t: build_student(experiment, t),
-        sample_batch,
+        batches,
         stage_configs(experiment),
         train_the_teacher=not official,
         lpips_model=lpips_model,
         report=console.print,
     )
-    if stage not in ("all", "eval"):
+    if stage not in ("all", "eval") or not distributed.is_main():
         return
 
     test_split = open_split(experiment, experiment.eval.split, root)
@@ -108,14 +103,7 @@ def run(experiment: Co3DExperiment, console: Console) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    console = Console()
-    experiment = parse(sys.argv[1:] if argv is None else argv)
-    try:
-        run(experiment, console)
-    except (ValueError, NonFiniteLossError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        return 1
-    return 0
+    return run_main(run, parse(sys.argv[1:] if argv is None else argv), Console())
 
 
 if __name__ == "__main__":

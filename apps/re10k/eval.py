@@ -16,6 +16,7 @@ Writes `eval/<split>/scores.json` (per slot and per row), `eval/<split>/table.md
 import json
 import sys
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -41,6 +42,7 @@ from protocol import SLOT_LABELS, TARGET_SLOTS, SlotAccumulator, SplitRow, crop_
 # isort: on
 from splat_render import render
 from splat_train import GaussianDenoiser
+from splat_train.app import load_trained_models, with_eval_overrides
 from splat_train.evaluation import (
     METHODS,
     comparison_rows,
@@ -50,7 +52,6 @@ from splat_train.evaluation import (
     predict,
     rich_table,
 )
-from splat_train.runs import stage_weights
 from splat_train.visualize import save_image_grid
 
 VIEW_SLOTS = ("src", *TARGET_SLOTS)  # the views of an evaluation example, in order
@@ -284,13 +285,8 @@ def print_table(result: EvalResult, experiment: RE10KExperiment, console: Consol
 
 def load_models(experiment: RE10KExperiment) -> tuple[torch.nn.Module, GaussianDenoiser]:
     """The run's teacher (EMA of its last checkpoint, or `teacher_weights`) and final student (EMA)."""
-    run_dir = Path(experiment.run_dir)
-    teacher = build_teacher(experiment)
-    if experiment.teacher_weights is None:
-        teacher.load_state_dict(stage_weights(run_dir, "teacher"))
-    student = build_student(experiment, teacher)
-    student.load_state_dict(stage_weights(run_dir, "multistep"))
-    return teacher.eval(), student.eval()
+    teacher, trained = build_teacher(experiment), experiment.teacher_weights is None
+    return load_trained_models(experiment.run_dir, teacher, partial(build_student, experiment), trained_teacher=trained)
 
 
 @dataclass(frozen=True)
@@ -316,22 +312,19 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(command.threads)
     try:
         experiment = load_experiment(command.run_dir)
-        experiment = replace(experiment, run_dir=command.run_dir, device=command.device or experiment.device)
         if command.split_file is not None:
             experiment = replace(experiment, data=replace(experiment.data, split_file=command.split_file))
-        overrides = {
-            name: value
-            for name, value in [
-                ("split", command.split),
-                ("max_rows", command.max_rows),
-                ("batch_size", command.batch_size),
-                ("num_samples", command.num_samples),
-                ("t_start", command.t_start),
-                ("lpips", command.lpips),
-            ]
-            if value is not None
-        }
-        experiment = replace(experiment, eval=replace(experiment.eval, **overrides))
+        experiment = with_eval_overrides(
+            experiment,
+            command.run_dir,
+            command.device,
+            split=command.split,
+            max_rows=command.max_rows,
+            batch_size=command.batch_size,
+            num_samples=command.num_samples,
+            t_start=command.t_start,
+            lpips=command.lpips,
+        )
         source = data_source(experiment)
         teacher, student = load_models(experiment)
         out_dir = command.run_dir / "eval" / experiment.eval.split

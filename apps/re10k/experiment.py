@@ -45,8 +45,9 @@ from splat_train import (
     TeacherStageConfig,
     ViewBatch,
 )
+from splat_train.app import training_fields
 from splat_train.checkpoint import load_checkpoint
-from splat_train.runs import Stage, StageConfigs, load_run_config, save_run_config
+from splat_train.runs import Stage, load_run_config, save_run_config
 
 GREY = (0.5, 0.5, 0.5)  # Flash3D's evaluation background
 SPLIT_FILE = "test_files.txt"  # Flash3D's name for the evaluation split (splits/re10k_mine_filtered/test_files.txt)
@@ -355,18 +356,7 @@ def build_student(experiment: RE10KExperiment, teacher: Flash3D) -> GaussianDeno
 # ----------------------------------------------------------------------------------------------------------------------
 # Run directory
 
-# Fields that define what a run learns: a run directory refuses a config that differs in any of them (apart from
-# loop lengths and logging, see splat_train.runs).
-TRAINING_FIELDS = (
-    "preset",
-    "teacher_weights",
-    "normalizer_batches",
-    "data",
-    "model",
-    "teacher",
-    "bootstrap",
-    "multistep",
-)
+TRAINING_FIELDS = training_fields("teacher_weights")  # what a run learns (a run directory refuses other values)
 
 
 def save_config(experiment: RE10KExperiment) -> None:
@@ -375,7 +365,3 @@ def save_config(experiment: RE10KExperiment) -> None:
 
 def load_experiment(run_dir: Path) -> RE10KExperiment:
     return load_run_config(run_dir, RE10KExperiment)
-
-
-def stage_configs(experiment: RE10KExperiment) -> StageConfigs:
-    return StageConfigs(experiment.teacher, experiment.bootstrap, experiment.multistep, experiment.normalizer_batches)

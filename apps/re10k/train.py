@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 from rich.console import Console
 
 # isort: off
@@ -35,11 +34,11 @@ from experiment import (
     example_config,
     open_split,
     save_config,
-    stage_configs,
 )
 
 # isort: on
-from splat_train import LPIPSWeightsMissing, NonFiniteLossError, distributed, load_lpips_vgg
+from splat_train import distributed
+from splat_train.app import prepare_device, run_main, stage_configs, teacher_lpips_model
 from splat_train.runs import cli_with_presets, run_stages
 
 
@@ -58,10 +57,7 @@ def parse(argv: list[str]) -> RE10KExperiment:
 
 
 def run(experiment: RE10KExperiment, console: Console) -> None:
-    if experiment.threads is not None:
-        torch.set_num_threads(experiment.threads)
-    if experiment.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {experiment.device}: CUDA is not available on this machine (use --device cpu)")
+    prepare_device(experiment.device, experiment.threads)
     if experiment.preset != "cpu-demo" and experiment.data.root is None:
         console.print(f"[yellow]preset {experiment.preset} without --data: using the synthetic scenes[/yellow]")
     run_dir = Path(experiment.run_dir)
@@ -81,12 +77,7 @@ def run(experiment: RE10KExperiment, console: Console) -> None:
     given = experiment.teacher_weights is not None
     if given:
         console.print(f"teacher: weights from {experiment.teacher_weights}")
-    lpips_model = None
-    if not given and stage in ("all", "teacher") and experiment.teacher.lpips_start_step is not None:
-        try:
-            lpips_model = load_lpips_vgg().to(experiment.device)
-        except LPIPSWeightsMissing as error:
-            raise ValueError(f"{error} (or pass --teacher.lpips-start-step None)") from None
+    lpips_model = teacher_lpips_model(stage, experiment.teacher, experiment.device, train_the_teacher=not given)
     teacher, student = run_stages(
         stage,
         run_dir,
@@ -109,18 +100,7 @@ def run(experiment: RE10KExperiment, console: Console) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    console = Console()
-    experiment = parse(sys.argv[1:] if argv is None else argv)
-    try:
-        distributed.init_distributed(experiment.device)  # under torchrun: the process group (a no-op otherwise)
-        console.quiet = not distributed.is_main()  # rank 0 alone prints
-        run(experiment, console)
-    except (ValueError, NonFiniteLossError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        return 1
-    finally:
-        distributed.shutdown()
-    return 0
+    return run_main(run, parse(sys.argv[1:] if argv is None else argv), Console())
 
 
 if __name__ == "__main__":

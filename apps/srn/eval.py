@@ -11,7 +11,8 @@ Writes `eval/<split>/scores.json` (per object), `eval/<split>/table.md` and comp
 
 import json
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -34,6 +35,7 @@ from experiment import (
 
 # isort: on
 from splat_train import GaussianDenoiser, MetricAccumulator
+from splat_train.app import load_trained_models, with_eval_overrides
 from splat_train.evaluation import (
     METHODS,
     comparison_rows,
@@ -44,7 +46,6 @@ from splat_train.evaluation import (
     render_views,
     rich_table,
 )
-from splat_train.runs import stage_weights
 from splat_train.visualize import save_image_grid
 
 # Published numbers (real ShapeNet-SRN, 128x128, test split), for reference only.
@@ -179,13 +180,9 @@ def print_table(result: EvalResult, experiment: SRNExperiment, console: Console)
 
 def load_models(experiment: SRNExperiment, resolution: int) -> tuple[torch.nn.Module, GaussianDenoiser]:
     """The run's teacher (EMA of its last checkpoint, or the official checkpoint) and final student (EMA)."""
-    run_dir = Path(experiment.run_dir)
     teacher = build_teacher(experiment, resolution)
-    if experiment.teacher_checkpoint is None:
-        teacher.load_state_dict(stage_weights(run_dir, "teacher"))
-    student = build_student(experiment, teacher)
-    student.load_state_dict(stage_weights(run_dir, "multistep"))
-    return teacher.eval(), student.eval()
+    trained = experiment.teacher_checkpoint is None
+    return load_trained_models(experiment.run_dir, teacher, partial(build_student, experiment), trained_teacher=trained)
 
 
 @dataclass(frozen=True)
@@ -206,19 +203,16 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
         experiment = load_experiment(command.run_dir)
-        experiment = replace(experiment, run_dir=command.run_dir, device=command.device or experiment.device)
-        overrides = {
-            k: v
-            for k, v in [
-                ("split", command.split),
-                ("max_objects", command.max_objects),
-                ("num_samples", command.num_samples),
-                ("t_start", command.t_start),
-                ("lpips", command.lpips),
-            ]
-            if v is not None
-        }
-        experiment = replace(experiment, eval=replace(experiment.eval, **overrides))
+        experiment = with_eval_overrides(
+            experiment,
+            command.run_dir,
+            command.device,
+            split=command.split,
+            max_objects=command.max_objects,
+            num_samples=command.num_samples,
+            t_start=command.t_start,
+            lpips=command.lpips,
+        )
         dataset = open_split(experiment, experiment.eval.split, dataset_root(experiment))
         resolution = dataset.load(0, [0]).images.shape[-1]
         teacher, student = load_models(experiment, resolution)

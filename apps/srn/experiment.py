@@ -25,7 +25,8 @@ from splat_train import (
     TeacherStageConfig,
     ViewBatch,
 )
-from splat_train.runs import Stage, StageConfigs, load_run_config, save_run_config
+from splat_train.app import training_fields
+from splat_train.runs import Stage, load_run_config, save_run_config
 
 REPO = Path(__file__).resolve().parents[2]
 RENDER_NEAR, RENDER_FAR = 0.2, 100.0  # culling planes for rendering (3DGS culls at z <= 0.2); the head's
@@ -254,18 +255,7 @@ def build_student(experiment: SRNExperiment, teacher: SplatterImage) -> Gaussian
 # ----------------------------------------------------------------------------------------------------------------------
 # Run directory
 
-# Fields that define what a run learns: a run directory refuses a config that differs in any of them (apart from
-# loop lengths and logging, see splat_train.runs).
-TRAINING_FIELDS = (
-    "preset",
-    "teacher_checkpoint",
-    "normalizer_batches",
-    "data",
-    "model",
-    "teacher",
-    "bootstrap",
-    "multistep",
-)
+TRAINING_FIELDS = training_fields("teacher_checkpoint")  # what a run learns (a run directory refuses other values)
 
 
 def save_config(experiment: SRNExperiment) -> None:
@@ -274,7 +264,3 @@ def save_config(experiment: SRNExperiment) -> None:
 
 def load_experiment(run_dir: Path) -> SRNExperiment:
     return load_run_config(run_dir, SRNExperiment)
-
-
-def stage_configs(experiment: SRNExperiment) -> StageConfigs:
-    return StageConfigs(experiment.teacher, experiment.bootstrap, experiment.multistep, experiment.normalizer_batches)

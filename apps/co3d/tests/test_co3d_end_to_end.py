@@ -1,8 +1,12 @@
 """End to end at 16 px: train.py produces a complete run directory, resumes instead of restarting, refuses a different
-experiment, and eval.py / sample.py work on it."""
+experiment, and eval.py / sample.py work on it; the same train.py under torchrun on 2 gloo ranks."""
 
 import json
+import os
 import pathlib
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -161,3 +165,25 @@ def test_sample_command_takes_a_square_image_with_its_focal_length(run, tmp_path
     assert sample_app.main(args) == 1  # no focal length
     Image.fromarray(rgba[:20]).save(tmp_path / "wide.png")
     assert sample_app.main([str(run_dir), "--image", str(tmp_path / "wide.png"), "--focal", "2.5"]) == 1
+
+
+def test_train_runs_unchanged_under_torchrun_on_two_processes(run, tmp_path: pathlib.Path) -> None:
+    _, cache = run  # the synthetic data is already generated
+    args = _args(tmp_path, cache)
+    args[args.index("--data.batch-size") + 1] = "1"  # 2 processes x 1 sequence: the global batch of 2
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={port}"]
+    result = subprocess.run(
+        [*launcher, "--master-addr=127.0.0.1", train.__file__, *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    for stage, steps in STEPS.items():
+        assert [(r["step"], r["world_size"]) for r in _log(tmp_path) if r["stage"] == stage][-1] == (steps, 2)
+    assert (tmp_path / "eval" / "test" / "table.md").is_file()
+    assert result.stdout.count("table: ") == 1  # rank 0 alone prints (and evaluates)

@@ -18,7 +18,6 @@ from experiment import (
     PRESETS,
     Co3DExperiment,
     ModelConfig,
-    batch_sampler,
     build_student,
     build_teacher,
     load_experiment,
@@ -26,6 +25,7 @@ from experiment import (
     save_config,
     teacher_config,
     to_view_batch,
+    training_batches,
 )
 
 # isort: on
@@ -84,7 +84,6 @@ def test_the_command_line_starts_from_the_preset_and_accepts_overrides() -> None
 
 
 def test_batches_carry_the_origin_distance_of_the_source_and_of_every_target(hydrant_root: Path) -> None:
-    experiment = tiny(preset("cpu-demo"), hydrant_root)
     dataset = Co3DDataset(hydrant_root, "train")
     generator = torch.Generator().manual_seed(3)
     co3d_batch = dataset.sample_batch(4, 3, generator)
@@ -101,13 +100,29 @@ def test_batches_carry_the_origin_distance_of_the_source_and_of_every_target(hyd
     torch.testing.assert_close(batch.target_teacher_inputs["origin_distance"], torch.tensor(expected_targets))
     assert batch.source_cameras.world_to_cam.eq(torch.eye(4)).all()  # cameras relative to the input view
 
-    sampled = batch_sampler(dataset, experiment)(0, torch.Generator().manual_seed(3))
-    torch.testing.assert_close(sampled.teacher_inputs["origin_distance"], batch.teacher_inputs["origin_distance"])
+
+def test_training_batches_draw_each_sequences_views_from_its_own_seed(hydrant_root: Path) -> None:
+    experiment = tiny(preset("cpu-demo"), hydrant_root)
+    batches = training_batches(Co3DDataset(hydrant_root, "train"), experiment)
+    assert batches.num_items == 2 and batches.batch_size == experiment.data.batch_size
+    forward, backward = batches.make_batch([0, 1], [3, 4]), batches.make_batch([1, 0], [4, 3])
+    # sequence 0 with seed 3 is the same example at position 0 of one batch and at position 1 of the other (so it
+    # trains the same on whichever rank it lands)
+    for inputs, flipped in (
+        (forward.teacher_inputs, backward.teacher_inputs),
+        (forward.target_teacher_inputs, backward.target_teacher_inputs),
+    ):
+        torch.testing.assert_close(inputs["origin_distance"], flipped["origin_distance"].flip(0))
+    torch.testing.assert_close(forward.target_images, backward.target_images.flip(0))
+    reseeded = batches.make_batch([0, 1], [3, 5])
+    assert not torch.equal(reseeded.target_images[1], forward.target_images[1])  # another seed, other views
+    with pytest.raises(ValueError):
+        batches.make_batch([0, 1], [3])
 
 
 def test_the_teacher_takes_the_origin_distance_as_a_depth_offset(hydrant_root: Path) -> None:
     experiment = tiny(preset("cpu-demo"), hydrant_root)
-    batch = batch_sampler(Co3DDataset(hydrant_root, "train"), experiment)(0, torch.Generator().manual_seed(0))
+    batch = training_batches(Co3DDataset(hydrant_root, "train"), experiment).make_batch([0, 1], [0, 1])
     teacher = build_teacher(experiment, SIDE)
     with pytest.raises(ValueError, match="origin_distance"):
         teacher(batch.source_images, batch.source_cameras)
