@@ -34,7 +34,7 @@ from experiment import Co3DExperiment, dataset_root, image_size, load_experiment
 from splat_render import Cameras, Gaussians, render, rigid_inverse
 from splat_render.ply import save_ply
 from splat_train import GaussianDenoiser, ViewBatch, sample
-from splat_train.visualize import save_animation, save_image_grid, turntable_cameras
+from splat_train.visualize import check_animation_format, save_animation, save_image_grid, turntable_cameras
 
 
 @dataclass(frozen=True)
@@ -160,8 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     command = tyro.cli(SampleCommand, args=argv, description=__doc__)
     console = Console()
     try:
-        if command.format not in ("gif", "mp4"):
-            raise ValueError(f"--format must be gif or mp4, got {command.format!r}")
+        check_animation_format(command.format)
         experiment = load_experiment(command.run_dir)
         experiment = replace(experiment, run_dir=command.run_dir, device=command.device or experiment.device)
         item, teacher, student = load_input(command, experiment)

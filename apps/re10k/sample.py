@@ -12,7 +12,6 @@ the scene and back while swaying sideways and turning, scaled by the median dept
 Samples differ only by their starting noise (`--seed`).
 """
 
-import importlib.util
 import math
 import sys
 from dataclasses import dataclass, replace
@@ -36,7 +35,7 @@ from protocol import read_split
 from splat_render import Cameras, Gaussians, render
 from splat_render.ply import save_ply
 from splat_train import sample
-from splat_train.visualize import save_animation, save_image_grid
+from splat_train.visualize import check_animation_format, save_animation, save_image_grid
 
 
 @dataclass(frozen=True)
@@ -55,14 +54,6 @@ class SampleCommand:
     frames: int = 36  # fly-through frames
     format: str = "gif"  # gif or mp4 (mp4 needs imageio's ffmpeg plugin)
     device: str | None = None
-
-
-def check_format(format: str) -> None:
-    """gif always works; mp4 needs one of imageio's video plugins (checked before any work is done)."""
-    if format not in ("gif", "mp4"):
-        raise ValueError(f"--format must be gif or mp4, got {format!r}")
-    if format == "mp4" and not any(importlib.util.find_spec(name) for name in ("imageio_ffmpeg", "av")):
-        raise ValueError("--format mp4 needs imageio's ffmpeg or pyav plugin (pip install imageio[ffmpeg]); use gif")
 
 
 def source_camera(K: Float[Tensor, "3 3"], height: int, width: int) -> Cameras:
@@ -137,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     command = tyro.cli(SampleCommand, args=argv, description=__doc__)
     console = Console()
     try:
-        check_format(command.format)
+        check_animation_format(command.format)
         experiment = load_experiment(command.run_dir)
         experiment = replace(experiment, run_dir=command.run_dir, device=command.device or experiment.device)
         teacher, student = load_models(experiment)

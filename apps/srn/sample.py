@@ -27,7 +27,7 @@ from experiment import RENDER_FAR, RENDER_NEAR, dataset_root, load_experiment, o
 from splat_render import Cameras, Gaussians, render
 from splat_render.ply import save_ply
 from splat_train import sample
-from splat_train.visualize import save_animation, save_image_grid, turntable_cameras
+from splat_train.visualize import check_animation_format, save_animation, save_image_grid, turntable_cameras
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         dataset = open_split(experiment, experiment.eval.split, dataset_root(experiment))
         teacher, student = load_models(experiment, dataset.load(0, [0]).images.shape[-1])
         images, cameras, name = load_input(command, experiment, teacher)
-        if command.format not in ("gif", "mp4"):
-            raise ValueError(f"--format must be gif or mp4, got {command.format!r}")
+        check_animation_format(command.format)
     except ValueError as error:
         console.print(f"[red]error:[/red] {error}")
         return 1

@@ -2,6 +2,7 @@
 +5 / +10 / ±30 table, resumes instead of restarting, refuses another experiment, and eval.py / sample.py work on it;
 the evaluation's numbers are the protocol's (border crop, grey background, slot order); train.py under torchrun."""
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -152,7 +153,7 @@ def test_sample_refuses_an_animation_format_it_cannot_write_before_doing_any_wor
     run_dir, _ = run
     out = tmp_path / "out"
     assert sample_app.main([str(run_dir), "--format", "webm", "--out", str(out)]) == 1
-    monkeypatch.setattr(sample_app.importlib.util, "find_spec", lambda name: None)  # no video plugin installed
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # no video plugin installed
     assert sample_app.main([str(run_dir), "--format", "mp4", "--out", str(out)]) == 1
     assert not out.exists()
 

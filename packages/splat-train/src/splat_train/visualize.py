@@ -1,5 +1,6 @@
 """Pictures a person would rather look at than read: labelled image grids (PNG), turntable cameras and animations."""
 
+import importlib.util
 import math
 import os
 from pathlib import Path
@@ -96,3 +97,15 @@ def save_animation(frames: Float[Tensor, "frames 3 height width"], path: str | o
     else:
         iio.imwrite(path, images, fps=fps)
     return path
+
+
+ANIMATION_FORMATS = ("gif", "mp4")
+
+
+def check_animation_format(format: str) -> None:
+    """Fail early, in one line, for a format `save_animation` cannot write: gif always works, mp4 needs one of
+    imageio's video plugins (imageio-ffmpeg or PyAV)."""
+    if format not in ANIMATION_FORMATS:
+        raise ValueError(f"--format must be gif or mp4, got {format!r}")
+    if format == "mp4" and not any(importlib.util.find_spec(name) for name in ("imageio_ffmpeg", "av")):
+        raise ValueError("--format mp4 needs imageio's ffmpeg or pyav plugin (pip install imageio[ffmpeg]); use gif")
