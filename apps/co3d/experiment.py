@@ -6,7 +6,6 @@ Everything is rendered on black (Co3D frames are foreground on black): the three
 evaluation's renders.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -26,6 +25,7 @@ from splat_train import (
     GaussianDenoiser,
     LoopConfig,
     MultistepConfig,
+    SeededExamples,
     StudentConfig,
     TeacherStageConfig,
     ViewBatch,
@@ -219,32 +219,16 @@ def to_view_batch(batch: Co3DBatch, device: torch.device | str) -> ViewBatch:
     ).to(device)
 
 
-@dataclass(frozen=True)
-class TrainingBatches:
-    """The stages' `BatchSource`: the loop picks the sequences (epochs of shuffled sequences, split across the ranks
-    under torchrun) and a seed per sequence; each sequence's input and target views are drawn from its seed."""
-
-    dataset: Co3DDataset
-    batch_size: int  # sequences per step and rank (global batch = batch_size × ranks)
-    num_targets: int
-    device: str
-
-    @property
-    def num_items(self) -> int:
-        return len(self.dataset)
-
-    def make_batch(self, items: Sequence[int], seeds: Sequence[int]) -> ViewBatch:
-        examples = [
-            self.dataset.training_example(item, self.num_targets, torch.Generator().manual_seed(seed))
-            for item, seed in zip(items, seeds, strict=True)
-        ]
-        return to_view_batch(collate(examples), self.device)
-
-
-def training_batches(dataset: Co3DDataset, experiment: Co3DExperiment) -> TrainingBatches:
-    """The training data of every stage (see `TrainingBatches`)."""
+def training_batches(dataset: Co3DDataset, experiment: Co3DExperiment) -> SeededExamples:
+    """The training data of every stage: the loop picks the sequences (epochs of shuffled sequences, split across the
+    ranks under torchrun) and a seed per sequence; each sequence's input and target views are drawn from its seed."""
     config = experiment.data
-    return TrainingBatches(dataset, config.batch_size, config.num_targets, experiment.device)
+    return SeededExamples(
+        num_items=len(dataset),
+        batch_size=config.batch_size,
+        example=lambda item, generator: dataset.training_example(item, config.num_targets, generator),
+        collate=lambda examples: to_view_batch(collate(examples), experiment.device),
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ Background: Flash3D renders on a random colour in training and on grey 0.5 at ev
 evaluation use grey 0.5 (the `background` fields; with 32 px of padded Gaussians it is rarely visible).
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -41,6 +40,7 @@ from splat_train import (
     GaussianDenoiser,
     LoopConfig,
     MultistepConfig,
+    SeededExamples,
     StudentConfig,
     TeacherStageConfig,
     ViewBatch,
@@ -259,35 +259,22 @@ def to_view_batch(batch: Batch, device: torch.device | str, *, render_source: bo
     ).to(device)
 
 
-@dataclass(frozen=True)
-class TrainingBatches:
-    """A stage's `BatchSource`: the loop picks the (clip, source frame) pairs (epochs of shuffled pairs, split across
-    the ranks under torchrun) and a seed per pair; each pair's targets (within ±max_offset) are drawn from its seed."""
-
-    examples: TrainingExamples
-    batch_size: int  # pairs per step and rank (global batch = batch_size × ranks)
-    render_source: bool
-    device: str
-
-    @property
-    def num_items(self) -> int:
-        return len(self.examples)
-
-    def make_batch(self, items: Sequence[int], seeds: Sequence[int]) -> ViewBatch:
-        chosen = [
-            self.examples.example(item, torch.Generator().manual_seed(seed))
-            for item, seed in zip(items, seeds, strict=True)
-        ]
-        batch = collate(chosen, near=self.examples.config.near, far=self.examples.config.far)
-        return to_view_batch(batch, self.device, render_source=self.render_source)
-
-
-def batch_samplers(examples: TrainingExamples, experiment: RE10KExperiment) -> dict[str, TrainingBatches]:
-    """The training data per stage (see `TrainingBatches`); the multi-step stage gets its own, smaller batch size."""
+def batch_samplers(examples: TrainingExamples, experiment: RE10KExperiment) -> dict[str, SeededExamples]:
+    """The training data per stage; the multi-step stage gets its own, smaller batch size. The loop picks the (clip,
+    source frame) pairs (epochs of shuffled pairs, split across the ranks under torchrun) and a seed per pair; each
+    pair's targets (within ±max_offset) are drawn from its seed."""
     data = experiment.data
+    near, far = examples.config.near, examples.config.far
 
-    def batches(batch_size: int) -> TrainingBatches:
-        return TrainingBatches(examples, batch_size, data.render_source, experiment.device)
+    def batches(batch_size: int) -> SeededExamples:
+        return SeededExamples(
+            num_items=len(examples),
+            batch_size=batch_size,
+            example=examples.example,
+            collate=lambda chosen: to_view_batch(
+                collate(chosen, near=near, far=far), experiment.device, render_source=data.render_source
+            ),
+        )
 
     return {
         "teacher": batches(data.batch_size),

@@ -1,7 +1,6 @@
 """The SRN experiment: one frozen config (with named presets), and the pieces `train.py`, `eval.py` and `sample.py`
 share — datasets, models, the training batches, and loading a run directory's weights."""
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -21,6 +20,7 @@ from splat_train import (
     GaussianDenoiser,
     LoopConfig,
     MultistepConfig,
+    SeededExamples,
     StudentConfig,
     TeacherStageConfig,
     ViewBatch,
@@ -197,32 +197,16 @@ def to_view_batch(batch: SRNBatch, device: torch.device | str) -> ViewBatch:
     ).to(device)
 
 
-@dataclass(frozen=True)
-class TrainingBatches:
-    """The stages' `BatchSource`: the loop picks the objects (epochs of shuffled objects, split across the ranks
+def training_batches(dataset: SRNDataset, experiment: SRNExperiment) -> SeededExamples:
+    """The training data of every stage: the loop picks the objects (epochs of shuffled objects, split across the ranks
     under torchrun) and a seed per object; each object's input and target views are drawn from its seed."""
-
-    dataset: SRNDataset
-    batch_size: int  # objects per step and rank (global batch = batch_size × ranks)
-    num_targets: int
-    device: str
-
-    @property
-    def num_items(self) -> int:
-        return len(self.dataset)
-
-    def make_batch(self, items: Sequence[int], seeds: Sequence[int]) -> ViewBatch:
-        examples = [
-            self.dataset.training_example(item, self.num_targets, torch.Generator().manual_seed(seed))
-            for item, seed in zip(items, seeds, strict=True)
-        ]
-        return to_view_batch(collate(examples), self.device)
-
-
-def training_batches(dataset: SRNDataset, experiment: SRNExperiment) -> TrainingBatches:
-    """The training data of every stage (see `TrainingBatches`)."""
     config = experiment.data
-    return TrainingBatches(dataset, config.batch_size, config.num_targets, experiment.device)
+    return SeededExamples(
+        num_items=len(dataset),
+        batch_size=config.batch_size,
+        example=lambda item, generator: dataset.training_example(item, config.num_targets, generator),
+        collate=lambda examples: to_view_batch(collate(examples), experiment.device),
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------------

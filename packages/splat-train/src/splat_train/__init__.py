@@ -2,7 +2,7 @@
 the stage runners (teacher, stage 1 bootstrap, stage 2 multi-step fine-tuning)."""
 
 from . import distributed
-from .batch import BatchSampler, BatchSource, ViewBatch
+from .batch import BatchSampler, BatchSource, SeededExamples, ViewBatch
 from .cycle import cycle_consistency_loss
 from .loop import LoopConfig, LoopResult, LossOutput, NonFiniteLossError, run_loop
 from .losses import gaussian_map_loss, l1, l2, lpips_loss, ssim_loss
@@ -34,6 +34,7 @@ __all__ = [
     "MetricAccumulator",
     "MultistepConfig",
     "NonFiniteLossError",
+    "SeededExamples",
     "StudentConfig",
     "TeacherStageConfig",
     "ViewBatch",

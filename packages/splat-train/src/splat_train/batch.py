@@ -104,6 +104,22 @@ class BatchSource(Protocol):
     def make_batch(self, items: Sequence[int], seeds: Sequence[int]) -> ViewBatch: ...
 
 
+@dataclass(frozen=True)
+class SeededExamples:
+    """The usual `BatchSource`: a dataset of `num_items` items, item k of a batch drawn by `example(item, generator)`
+    from a generator seeded with `seeds[k]`, the examples joined into a `ViewBatch` by `collate`."""
+
+    num_items: int
+    batch_size: int  # items per step on each rank (global batch = batch_size × world size)
+    example: Callable[[int, torch.Generator], object]  # (dataset item, its generator) -> one training example
+    collate: Callable[[list], ViewBatch]  # examples -> the batch, on the training device
+
+    def make_batch(self, items: Sequence[int], seeds: Sequence[int]) -> ViewBatch:
+        return self.collate(
+            [self.example(item, torch.Generator().manual_seed(seed)) for item, seed in zip(items, seeds, strict=True)]
+        )
+
+
 def view_as_input_camera(cameras: Cameras, view: int) -> Cameras:
     """The camera of target view `view` as a teacher/student *input* camera: identity pose, same intrinsics."""
     K = cameras.K[:, view : view + 1]
