@@ -37,8 +37,8 @@ from experiment import (
 
 # isort: on
 from splat_train import distributed
-from splat_train.app import prepare_device, run_main, stage_configs, teacher_lpips_model
-from splat_train.runs import cli_with_presets, run_stages
+from splat_train.app import prepare_device, run_main, train_stages
+from splat_train.runs import cli_with_presets
 
 
 def parse(argv: list[str]) -> Co3DExperiment:
@@ -73,26 +73,17 @@ def run(experiment: Co3DExperiment, console: Console) -> None:
         f"({time.perf_counter() - started:.0f} s)"
     )
     batches = training_batches(train_split, experiment)
-    stage = experiment.stage
 
     teacher = build_teacher(experiment, resolution)
     official = experiment.teacher_checkpoint is not None
     if official:
         console.print(f"teacher: official Splatter Image checkpoint {experiment.teacher_checkpoint}")
-    lpips_model = teacher_lpips_model(stage, experiment.teacher, experiment.device, train_the_teacher=not official)
-    teacher, student = run_stages(
-        stage,
-        run_dir,
-        teacher,
-        lambda t: build_student(experiment, t),
-        batches,
-        stage_configs(experiment),
-        train_the_teacher=not official,
-        lpips_model=lpips_model,
-        report=console.print,
+    trained = train_stages(
+        experiment, teacher, lambda t: build_student(experiment, t), batches, console, train_the_teacher=not official
     )
-    if stage not in ("all", "eval") or not distributed.is_main():
+    if trained is None:
         return
+    teacher, student = trained
 
     test_split = open_split(experiment, experiment.eval.split, root)
     out_dir = run_dir / "eval" / test_split.split

@@ -38,8 +38,8 @@ from experiment import (
 
 # isort: on
 from splat_train import distributed
-from splat_train.app import prepare_device, run_main, stage_configs, teacher_lpips_model
-from splat_train.runs import cli_with_presets, run_stages
+from splat_train.app import prepare_device, run_main, train_stages
+from splat_train.runs import cli_with_presets
 
 
 def parse(argv: list[str]) -> RE10KExperiment:
@@ -72,25 +72,21 @@ def run(experiment: RE10KExperiment, console: Console) -> None:
         f"data: {source.root} · {len(examples.keys)} training clips, {len(examples)} source frames · "
         f"{height}x{width} ({time.perf_counter() - started:.0f} s)"
     )
-    stage = experiment.stage
     teacher = build_teacher(experiment)
     given = experiment.teacher_weights is not None
     if given:
         console.print(f"teacher: weights from {experiment.teacher_weights}")
-    lpips_model = teacher_lpips_model(stage, experiment.teacher, experiment.device, train_the_teacher=not given)
-    teacher, student = run_stages(
-        stage,
-        run_dir,
+    trained = train_stages(
+        experiment,
         teacher,
         lambda t: build_student(experiment, t),
         batch_samplers(examples, experiment),
-        stage_configs(experiment),
+        console,
         train_the_teacher=not given,
-        lpips_model=lpips_model,
-        report=console.print,
     )
-    if stage not in ("all", "eval") or not distributed.is_main():
+    if trained is None:
         return
+    teacher, student = trained
 
     out_dir = run_dir / "eval" / experiment.eval.split
     result = evaluate(experiment, teacher, student, source, out_dir, console)

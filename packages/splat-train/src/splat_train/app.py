@@ -16,7 +16,7 @@ from rich.console import Console
 from splat_train import distributed
 from splat_train.loop import NonFiniteLossError
 from splat_train.perceptual import LPIPSWeightsMissing, load_lpips_vgg
-from splat_train.runs import StageConfigs, stage_weights
+from splat_train.runs import StageConfigs, run_stages, stage_weights
 from splat_train.stages import BootstrapConfig, MultistepConfig, TeacherStageConfig
 
 Experiment = TypeVar("Experiment")
@@ -65,6 +65,36 @@ def teacher_lpips_model(
         return load_lpips_vgg().to(device)
     except LPIPSWeightsMissing as error:
         raise ValueError(f"{error} (or pass --teacher.lpips-start-step None)") from None
+
+
+def train_stages(
+    experiment: Any,
+    teacher: Teacher,
+    make_student: Callable[[Teacher], Student],
+    batches: Any,
+    console: Console,
+    *,
+    train_the_teacher: bool,
+) -> tuple[Teacher, Student] | None:
+    """`run_stages` for `experiment.stage` in `experiment.run_dir`, with the experiment's stage configs and the teacher
+    stage's LPIPS model. Returns the trained (EMA) teacher and student when this process evaluates next (stage `all` or
+    `eval`, rank 0), else None."""
+    stage = experiment.stage
+    lpips_model = teacher_lpips_model(stage, experiment.teacher, experiment.device, train_the_teacher=train_the_teacher)
+    teacher, student = run_stages(
+        stage,
+        experiment.run_dir,
+        teacher,
+        make_student,
+        batches,
+        stage_configs(experiment),
+        train_the_teacher=train_the_teacher,
+        lpips_model=lpips_model,
+        report=console.print,
+    )
+    if stage not in ("all", "eval") or not distributed.is_main():
+        return None
+    return teacher, student
 
 
 def load_trained_models(
