@@ -101,20 +101,23 @@ def tiny_models() -> tuple[SplatterImage, GaussianDenoiser]:
     return teacher, student
 
 
+WHITE = (1.0, 1.0, 1.0)
+
+
 def train(stage: str, run_dir: Path, steps: int, log_every: int) -> None:
     """`steps` steps of `stage` (resuming from `run_dir`), global batch GLOBAL_BATCH over the ranks."""
     batches = Blobs(GLOBAL_BATCH // distributed.world_size())
     loop = LoopConfig(max_steps=steps, log_every=log_every, progress=False, checkpoint_every=10**6)
     teacher, student = tiny_models()
     if stage == "teacher":
-        train_teacher(teacher, batches, TeacherStageConfig(loop=loop), run_dir)
+        train_teacher(teacher, batches, TeacherStageConfig(loop=loop), run_dir, background=WHITE)
         return
     fit_normalizer(student, teacher, batches, batches=1)
-    diffusion = DiffusionConfig(ddim_steps=10)
+    shared = {"diffusion": DiffusionConfig(ddim_steps=10), "background": WHITE}
     if stage == "bootstrap":
-        bootstrap(student, teacher, batches, BootstrapConfig(loop=loop, diffusion=diffusion), run_dir)
+        bootstrap(student, teacher, batches, BootstrapConfig(loop=loop), run_dir, **shared)
     else:
-        multistep(student, teacher, batches, MultistepConfig(loop=loop, diffusion=diffusion), run_dir)
+        multistep(student, teacher, batches, MultistepConfig(loop=loop), run_dir, **shared)
 
 
 def worker(stage: str, run_dir: Path, steps: int, threads: int) -> None:

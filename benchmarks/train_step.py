@@ -20,7 +20,7 @@ from _measure import machine, megabytes, parse_mode, peak_memory, table, timed
 from splat_render import Cameras, Gaussians, fov_to_focal, intrinsics, look_at, render, rigid_inverse
 from splat_render.sh import rgb_to_sh_dc
 from splat_teachers import SplatterImage, SplatterImageConfig, UNetConfig, head_preset, unet_preset
-from splat_train import BootstrapConfig, GaussianDenoiser, MultistepConfig, StudentConfig, ViewBatch
+from splat_train import BootstrapConfig, DiffusionConfig, GaussianDenoiser, MultistepConfig, StudentConfig, ViewBatch
 from splat_train.stages import bootstrap_loss, multistep_loss
 
 FOV = 51.98948897809546
@@ -96,8 +96,9 @@ def one_step(stage: str, kind: str, batch_size: int, views: int, size: int, devi
     """Setup: returns a closure running one forward + backward + Adam step of `stage`."""
     torch.manual_seed(0)
     teacher, student = models(kind, size, device)
-    batch = make_batch(batch_size, views, size, device)
-    generator = torch.Generator().manual_seed(0)
+    batch = make_batch(batch_size, views, size, device).with_seeds(range(batch_size))
+    diffusion, white = DiffusionConfig(), (1.0, 1.0, 1.0)
+    schedule = diffusion.make_schedule().to(device)
     if stage == "teacher":
         optimizer = torch.optim.Adam(teacher.parameters(), lr=1e-4, eps=1e-15)
 
@@ -110,16 +111,18 @@ def one_step(stage: str, kind: str, batch_size: int, views: int, size: int, devi
         optimizer = torch.optim.Adam(student.parameters(), lr=1e-4)
         if stage == "bootstrap":
             config = BootstrapConfig()
-            schedule = config.diffusion.make_schedule().to(device)
 
             def loss_fn() -> torch.Tensor:
-                return bootstrap_loss(student, teacher, schedule, batch, config, generator).loss
+                return bootstrap_loss(
+                    student, teacher, schedule, batch, config, t_star=diffusion.t_star, background=white
+                ).loss
         else:
             config = MultistepConfig(checkpoint_steps=checkpoint)
-            schedule = config.diffusion.make_schedule().to(device)
 
             def loss_fn() -> torch.Tensor:
-                return multistep_loss(student, teacher, schedule, batch, config, generator).loss
+                return multistep_loss(
+                    student, teacher, schedule, batch, config, diffusion=diffusion, background=white
+                ).loss
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)

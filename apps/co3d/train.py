@@ -4,98 +4,13 @@
     uv run apps/co3d/train.py --preset hydrant --data /data/co3d_gs/co3d_hydrant_for_gs
     uv run apps/co3d/train.py --preset hydrant --data /data/co3d_gs/co3d_hydrant_for_gs \
         --teacher-checkpoint model_hydrants.pth               # the official Splatter Image teacher
-    uv run apps/co3d/train.py --stage bootstrap                # one stage (the earlier ones must be done)
-    uv run apps/co3d/train.py --help                           # every option, with the preset's defaults
     torchrun --nproc-per-node 4 apps/co3d/train.py --preset hydrant --data /data/co3d_gs/co3d_hydrant_for_gs  # 4 GPUs
-
-Under torchrun (DDP) every process trains on its share of each step's sequences (`--data.batch-size` per process;
-global batch = batch size × processes) and rank 0 alone logs, writes checkpoints and evaluates.
-
-A run directory (`--run-dir`, default `runs/co3d-<preset>`) holds config.json, checkpoints/<stage>/, metrics.jsonl
-and eval/; running the same command again resumes where it stopped.
 """
 
 import sys
-import time
-from pathlib import Path
 
-from rich.console import Console
-
-# isort: off
-from eval import evaluate, print_table
-from experiment import (
-    PRESETS,
-    Co3DExperiment,
-    build_student,
-    build_teacher,
-    dataset_root,
-    image_size,
-    open_split,
-    save_config,
-    training_batches,
-)
-
-# isort: on
-from splat_train import distributed
-from splat_train.app import prepare_device, run_main, train_stages
-from splat_train.runs import cli_with_presets
-
-
-def parse(argv: list[str]) -> Co3DExperiment:
-    """`--preset NAME` picks the defaults (first), then every field can be overridden; `--data PATH` is short for
-    `--data.root PATH`."""
-    return cli_with_presets(
-        Co3DExperiment,
-        PRESETS,
-        argv,
-        default_preset="cpu-demo",
-        description=__doc__,
-        aliases={"--data": "--data.root"},
-        run_dir_pattern="runs/co3d-{preset}",
-    )
-
-
-def run(experiment: Co3DExperiment, console: Console) -> None:
-    prepare_device(experiment.device, experiment.threads)
-    if experiment.preset != "cpu-demo" and experiment.data.root is None:
-        console.print(f"[yellow]preset {experiment.preset} without --data: using the synthetic data[/yellow]")
-    run_dir = Path(experiment.run_dir)
-    save_config(experiment)
-    console.rule(f"Co3D · preset {experiment.preset} · {run_dir}")
-
-    started = time.perf_counter()
-    root = distributed.on_main(lambda: dataset_root(experiment))
-    train_split = open_split(experiment, "train", root)
-    resolution = image_size(train_split)
-    excluded = f" ({len(train_split.skipped)} excluded)" if train_split.skipped else ""
-    console.print(
-        f"data: {root} · {len(train_split)} training sequences{excluded} · {resolution}px "
-        f"({time.perf_counter() - started:.0f} s)"
-    )
-    batches = training_batches(train_split, experiment)
-
-    teacher = build_teacher(experiment, resolution)
-    official = experiment.teacher_checkpoint is not None
-    if official:
-        console.print(f"teacher: official Splatter Image checkpoint {experiment.teacher_checkpoint}")
-    trained = train_stages(
-        experiment, teacher, lambda t: build_student(experiment, t), batches, console, train_the_teacher=not official
-    )
-    if trained is None:
-        return
-    teacher, student = trained
-
-    test_split = open_split(experiment, experiment.eval.split, root)
-    out_dir = run_dir / "eval" / test_split.split
-    result = evaluate(experiment, teacher, student, test_split, out_dir, console)
-    console.rule(f"done in {(time.perf_counter() - started) / 60:.1f} min")
-    print_table(result, experiment, console)
-    console.print(f"table: {out_dir / 'table.md'} · grids: {out_dir}/grid_*.png · log: {run_dir / 'metrics.jsonl'}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_main(run, parse(sys.argv[1:] if argv is None else argv), Console())
-
+from app_co3d import APP
+from splat_apps import train_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(train_main(APP, __doc__))

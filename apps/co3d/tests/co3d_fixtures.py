@@ -1,16 +1,24 @@
-"""Test helpers: preprocessed-layout sequences written from arrays, and a tiny raw Co3D v2 category written in the
+"""Test helpers: preprocessed-layout sequences written from arrays, a tiny raw Co3D v2 category written in the
 Co3D annotation format (frame/sequence annotations, set lists, JPEG images, PNG masks, a .ply point cloud) from an
-analytic scene seen by known OpenCV cameras."""
+analytic scene seen by known OpenCV cameras, and tiny experiments and models for the evaluation tests."""
 
 import gzip
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from plyfile import PlyData, PlyElement
-from synthetic import Scene, Sphere, look_at_opencv, render_scene
+
+from app_co3d.app import build_teacher
+from app_co3d.experiment import Co3DExperiment, EvalConfig, ModelConfig, preset
+from app_co3d.preprocess import SequenceNormalization
+from app_co3d.synthetic import Scene, look_at_opencv, make_scene, render_scene, sphere
+from splat_apps import build_student
+from splat_teachers import SplatterImage
+from splat_train import GaussianDenoiser
 
 # --------------------------------------------------------------------------------------------------------------------
 # Preprocessed layout
@@ -100,12 +108,28 @@ def co3d_ndc_intrinsics(K: np.ndarray, height: int, width: int, intrinsics_forma
 
 def three_spheres() -> Scene:
     """Three flat-coloured spheres stacked along +y (no sphere hides another from the orbits below)."""
-    spheres = (
-        Sphere(np.array([0.0, 0.0, 0.0]), 0.16, np.array([0.9, 0.1, 0.1]), np.array([0.9, 0.1, 0.1])),
-        Sphere(np.array([0.25, 0.5, 0.1]), 0.16, np.array([0.1, 0.85, 0.1]), np.array([0.1, 0.85, 0.1])),
-        Sphere(np.array([-0.2, 1.0, -0.1]), 0.16, np.array([0.1, 0.2, 0.9]), np.array([0.1, 0.2, 0.9])),
-    )
-    return Scene(spheres, np.zeros(3), np.array([0.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0]))
+    spheres = [
+        (np.array([0.0, 0.0, 0.0]), np.array([0.9, 0.1, 0.1])),
+        (np.array([0.25, 0.5, 0.1]), np.array([0.1, 0.85, 0.1])),
+        (np.array([-0.2, 1.0, -0.1]), np.array([0.1, 0.2, 0.9])),
+    ]
+    return make_scene([(sphere(centre, 0.16), (colour, colour)) for centre, colour in spheres], [0.0, 1.0, 0.0])
+
+
+def spheres_of(scene: Scene) -> list[tuple[np.ndarray, float, np.ndarray]]:
+    """(centre, radius, front colour) of each sphere of a scene of spheres."""
+    p = scene.primitives
+    return [
+        (centre, float(size[0]), colour)
+        for centre, size, colour in zip(p.centers.numpy(), p.sizes.numpy(), scene.colours_front.numpy(), strict=True)
+    ]
+
+
+def render_unshaded(scene: Scene, pose: np.ndarray, K: np.ndarray, height: int, width: int) -> np.ndarray:
+    """RGB [3 H W] of the scene's albedos (ambient 1: no shading) on black, anti-aliased (3 x 3 at edges)."""
+    flat = replace(scene, ambient=1.0)
+    render = render_scene(flat, torch.from_numpy(pose)[None], torch.from_numpy(K)[None], height, width, 3)
+    return render.rgb[0].numpy()
 
 
 @dataclass
@@ -148,12 +172,9 @@ def write_raw_co3d(
     def to_raw(points: np.ndarray) -> np.ndarray:  # object frame -> raw frame (column: scale * q x + shift)
         return scale * points @ q.T + shift
 
-    base = three_spheres()
-    scene = Scene(
-        tuple(Sphere(to_raw(s.center), s.radius * scale, s.front, s.back) for s in base.primitives),
-        to_raw(base.colour_origin),
-        q @ base.front,
-        q @ base.light,
+    scene = three_spheres().transformed(SequenceNormalization(q.T, -shift / scale, scale))  # = to_raw
+    coverage_scene = replace(
+        scene, colours_front=torch.ones_like(scene.colours_front), colours_back=torch.ones_like(scene.colours_back)
     )
     up = q @ np.array([0.0, 1.0, 0.0])
     category_dir = root / category
@@ -192,7 +213,8 @@ def write_raw_co3d(
                     [[f, 0, width / 2 + rng.uniform(-6, 6)], [0, f, height / 2 + rng.uniform(-6, 6)], [0, 0, 1]]
                 )
                 # the renderer works in any frame: pixel geometry is scale-free, so render in the raw frame
-                rgb, coverage = render_scene(scene, pose, K, height, width, supersampling=3, shading=False)
+                rgb = render_unshaded(scene, pose, K, height, width)
+                coverage = render_unshaded(coverage_scene, pose, K, height, width)[0]  # white on black: the coverage
                 number = 10 + 3 * k  # Co3D frame numbers need not match file names
                 image_path = f"{category}/{name}/images/frame{k + 1:06d}.jpg"
                 mask_path = f"{category}/{name}/masks/frame{k + 1:06d}.png"
@@ -253,10 +275,10 @@ def write_raw_co3d(
 def write_point_cloud(path: Path, scene: Scene, rng: np.random.Generator, per_sphere: int = 1000) -> None:
     """Points on the spheres' surfaces, binary little-endian PLY with colours (as Co3D's pointcloud.ply)."""
     points = []
-    for sphere in scene.primitives:
+    for centre, radius, _ in spheres_of(scene):
         directions = rng.normal(size=(per_sphere, 3))
         directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-        points.append(sphere.center + sphere.radius * directions)
+        points.append(centre + radius * directions)
     xyz = np.concatenate(points)
     vertex = np.empty(
         len(xyz), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
@@ -266,3 +288,31 @@ def write_point_cloud(path: Path, scene: Scene, rng: np.random.Generator, per_sp
     for channel in ("red", "green", "blue"):
         vertex[channel] = 128
     PlyData([PlyElement.describe(vertex, "vertex")]).write(str(path))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Tiny experiments and models
+
+
+def tiny_experiment(root: Path | None, run_dir: Path = Path("unused"), **eval_options) -> Co3DExperiment:
+    """The cpu-demo preset on `root` with 8-channel one-block networks, 2 DDIM steps and no LPIPS."""
+    base = preset("cpu-demo")
+    model = ModelConfig(
+        teacher_unet=replace(base.model.teacher_unet, model_channels=8, num_blocks=1),
+        student_unet=replace(base.model.student_unet, model_channels=8, num_blocks=1),
+    )
+    evaluation = EvalConfig(**{"lpips": False, "grid_sequences": 1, "grid_views": 2, **eval_options})
+    return replace(
+        base,
+        run_dir=run_dir,
+        model=model,
+        data=replace(base.data, root=root),
+        eval=evaluation,
+        diffusion=replace(base.diffusion, ddim_steps=2),
+    )
+
+
+def tiny_models(experiment: Co3DExperiment, side: int) -> tuple[SplatterImage, GaussianDenoiser]:
+    """A fresh teacher for `side` px images and the student on its map, both in eval mode."""
+    teacher = build_teacher(experiment, side).eval()
+    return teacher, build_student(experiment, teacher).eval()

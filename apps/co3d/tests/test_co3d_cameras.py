@@ -1,23 +1,26 @@
-"""PyTorch3D → OpenCV camera conversion, NDC focal lengths, origin distance and relative cameras."""
+"""PyTorch3D → OpenCV camera conversion, NDC focal lengths, origin distance and relative cameras (the toolkit's
+`make_example` through the reader's `sequence_example`)."""
 
 import math
 
 import numpy as np
 import pytest
 import torch
+from co3d_fixtures import orbit_RT
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from synthetic import look_at_opencv
 
-from data import (
+from app_co3d.data import (
+    Co3DSequence,
     co3d_intrinsics,
     focal_ndc_to_pixels,
-    make_example,
     opencv_world_to_cam,
     origin_distance,
     pytorch3d_from_opencv,
-    relative_world_to_cam,
+    sequence_example,
 )
+from app_co3d.synthetic import look_at_opencv
+from splat_apps.views import relative_world_to_cam
 from splat_render import rigid_inverse
 
 SIDE = 128
@@ -110,11 +113,7 @@ def test_origin_distance_is_the_distance_for_cameras_aiming_at_the_origin(distan
     assert float(origin_distance(torch.from_numpy(pose))) == pytest.approx(distance, rel=1e-9)
 
 
-def _sequence(count: int = 5):
-    from co3d_fixtures import orbit_RT
-
-    from data import Co3DSequence
-
+def _sequence(count: int = 5) -> Co3DSequence:
     R, T = orbit_RT(count, distance=2.5, seed=4)
     w2c = opencv_world_to_cam(torch.from_numpy(R), torch.from_numpy(T)).float()
     focal = torch.full((count, 2), 2.2)
@@ -131,7 +130,7 @@ def _sequence(count: int = 5):
 
 def test_relative_cameras_make_the_input_camera_identity_and_keep_projections():
     sequence = _sequence()
-    example = make_example(sequence, 2, [2, 0, 4])
+    example = sequence_example(sequence, 2, [2, 0, 4])
     torch.testing.assert_close(example.input_camera.world_to_cam[0, 0], torch.eye(4))
     torch.testing.assert_close(example.target_cameras.world_to_cam[0, 0], torch.eye(4), atol=1e-6, rtol=0)
     world = torch.tensor([0.1, -0.2, 0.3, 1.0], dtype=torch.float64)
@@ -149,12 +148,20 @@ def test_relative_cameras_make_the_input_camera_identity_and_keep_projections():
         atol=1e-6,
         rtol=0,
     )
+    # the float32 cameras are w2c_target @ c2w_input computed in float64 from the float32 poses, c2w by rigid inverse
+    c2w_input = rigid_inverse(sequence.world_to_cam[2].double()).float()
+    expected = (sequence.world_to_cam[[2, 0, 4]].double() @ c2w_input.double()).float()
+    assert example.target_cameras.world_to_cam.dtype == torch.float32
+    assert torch.equal(example.target_cameras.world_to_cam[0], expected)
+    assert torch.equal(example.input_cam_to_world, c2w_input)
 
 
 def test_origin_distance_comes_from_the_world_frame_not_the_relative_one():
     sequence = _sequence()
-    example = make_example(sequence, 1, [3, 4])
+    example = sequence_example(sequence, 1, [3, 4])
     world = origin_distance(rigid_inverse(sequence.world_to_cam.double()))
-    assert float(example.input_origin_distance) == pytest.approx(float(world[1]), rel=1e-5)
-    torch.testing.assert_close(example.target_origin_distances.double(), world[[3, 4]], rtol=1e-5, atol=1e-6)
-    assert float(example.input_origin_distance) > 2.0  # the relative input camera would give 0
+    input_distance = example.teacher_inputs["origin_distance"]
+    assert input_distance.shape == () and float(input_distance) == pytest.approx(float(world[1]), rel=1e-5)
+    target_distances = example.target_teacher_inputs["origin_distance"]
+    torch.testing.assert_close(target_distances.double(), world[[3, 4]], rtol=1e-5, atol=1e-6)
+    assert float(input_distance) > 2.0  # the relative input camera would give 0

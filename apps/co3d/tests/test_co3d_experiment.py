@@ -1,5 +1,5 @@
-"""The experiment wiring: presets, the command line, origin distances as teacher inputs, official checkpoints, and
-the run directory's config round trip."""
+"""The experiment wiring: presets, the command line (and the flags of older versions), origin distances as teacher
+inputs, official checkpoints, the student on the teacher's map, and the run directory's config round trip."""
 
 from dataclasses import replace
 from pathlib import Path
@@ -10,28 +10,29 @@ import torch
 from co3d_fixtures import random_sequence_arrays, write_sequence
 from safetensors.torch import save_file
 
-# isort: off
-import train
-from data import Co3DDataset
-from experiment import (
-    BLACK,
-    PRESETS,
-    Co3DExperiment,
-    ModelConfig,
-    build_student,
-    build_teacher,
-    load_experiment,
-    preset,
-    save_config,
-    teacher_config,
-    to_view_batch,
-    training_batches,
-)
-
-# isort: on
+from app_co3d import APP
+from app_co3d.app import build_teacher, teacher_config, training_batches
+from app_co3d.data import Co3DDataset
+from app_co3d.experiment import BLACK, PRESETS, Co3DExperiment, ModelConfig, preset
+from splat_apps import build_student, collate
+from splat_apps.cli import parse_experiment
+from splat_apps.run_dir import load_run_config, save_run_config
 from splat_teachers import SplatterImage, unet_preset
 
 SIDE = 16
+
+
+def parse(argv: list[str]) -> Co3DExperiment:
+    """train.py's command line (`splat_apps.train_main` parses it the same way)."""
+    return parse_experiment(
+        APP.experiment_type,
+        APP.presets,
+        argv,
+        default_preset=APP.default_preset,
+        description="",
+        aliases=APP.aliases,
+        run_dir_pattern=f"runs/{APP.name}-{{preset}}",
+    )
 
 
 def tiny(experiment: Co3DExperiment, root: Path | None = None) -> Co3DExperiment:
@@ -57,9 +58,8 @@ def hydrant_root(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_renders_every_stage_on_black(name: str) -> None:
     experiment = preset(name)
-    stages = (experiment.teacher, experiment.bootstrap, experiment.multistep)
-    assert all(stage.background == BLACK for stage in stages)
-    assert all(stage.background == BLACK for stage in (Co3DExperiment().teacher, Co3DExperiment().multistep))
+    assert experiment.background == BLACK and experiment.stages.background == BLACK
+    assert Co3DExperiment().background == BLACK and Co3DExperiment().stages.background == BLACK
 
 
 def test_the_hydrant_preset_is_the_papers_setting() -> None:
@@ -74,28 +74,33 @@ def test_the_hydrant_preset_is_the_papers_setting() -> None:
 
 
 def test_the_command_line_starts_from_the_preset_and_accepts_overrides() -> None:
-    default = train.parse([])
+    default = parse([])
     assert default.preset == "cpu-demo" and default.data.root is None and default.run_dir == Path("runs/co3d-cpu-demo")
     assert default.data.synthetic.resolution == 32
-    experiment = train.parse(["--preset", "hydrant", "--data", "/data/co3d_hydrant_for_gs", "--eval.num-samples", "2"])
+    experiment = parse(["--preset", "hydrant", "--data", "/data/co3d_hydrant_for_gs", "--eval.num-samples", "2"])
     assert experiment.preset == "hydrant" and experiment.run_dir == Path("runs/co3d-hydrant")
     assert experiment.data.root == Path("/data/co3d_hydrant_for_gs") and experiment.eval.num_samples == 2
     assert experiment.model.student_unet == unet_preset("medium")
 
 
+def test_the_flags_of_older_versions_set_the_shared_diffusion_and_background() -> None:
+    old = ["--multistep.diffusion.ddim-steps", "3", "--bootstrap.diffusion.t-star", "7"]
+    experiment = parse([*old, "--multistep.background", "1", "1", "1", "--eval.max-sequences", "3"])
+    assert experiment.diffusion.ddim_steps == 3 and experiment.diffusion.t_star == 7
+    assert experiment.background == (1.0, 1.0, 1.0) and experiment.eval.max_sequences == 3
+
+
 def test_batches_carry_the_origin_distance_of_the_source_and_of_every_target(hydrant_root: Path) -> None:
     dataset = Co3DDataset(hydrant_root, "train")
     generator = torch.Generator().manual_seed(3)
-    co3d_batch = dataset.sample_batch(4, 3, generator)
-    batch = to_view_batch(co3d_batch, "cpu")
+    examples = [dataset.training_example(index, 3, generator) for index in (0, 1, 1, 0)]
+    batch = collate(examples)
     # oracle, independent of the reader: the world origin sits at X_cam = 0 R + T, so its depth is T_z (PyTorch3D
     # and OpenCV share the z axis)
     with np.load(hydrant_root / "train" / "camera_Ts.npz") as archive:
         T = {name: archive[name] for name in archive.files}
-    expected_source = [T[s][int(v), 2] for s, v in zip(co3d_batch.sequences, co3d_batch.input_views, strict=True)]
-    expected_targets = [
-        [T[s][int(v), 2] for v in views] for s, views in zip(co3d_batch.sequences, co3d_batch.target_views, strict=True)
-    ]
+    expected_source = [T[e.item][e.input_view, 2] for e in examples]
+    expected_targets = [[T[e.item][int(v), 2] for v in e.target_views] for e in examples]
     torch.testing.assert_close(batch.teacher_inputs["origin_distance"], torch.tensor(expected_source))
     torch.testing.assert_close(batch.target_teacher_inputs["origin_distance"], torch.tensor(expected_targets))
     assert batch.source_cameras.world_to_cam.eq(torch.eye(4)).all()  # cameras relative to the input view
@@ -137,7 +142,9 @@ def test_the_teacher_takes_the_origin_distance_as_a_depth_offset(hydrant_root: P
         torch.ones_like(output.gaussians.means[..., 2]),
     )
     student = build_student(experiment, teacher)
-    assert student.config.unet.resolution == SIDE
+    assert student.config.unet.resolution == SIDE  # the student's size and channels come from the teacher's map
+    assert student.config.unet.in_channels == 3 + teacher.map_spec.channels
+    assert student.config.unet.out_channels == teacher.map_spec.channels
 
 
 def test_an_official_checkpoint_is_loaded_with_the_hydrants_head(tmp_path: Path) -> None:
@@ -156,5 +163,5 @@ def test_an_official_checkpoint_is_loaded_with_the_hydrants_head(tmp_path: Path)
 def test_the_run_config_round_trips(tmp_path: Path) -> None:
     for name in PRESETS:
         experiment = replace(preset(name), run_dir=tmp_path / name, data=replace(preset(name).data, root=tmp_path))
-        save_config(experiment)
-        assert load_experiment(tmp_path / name) == experiment
+        save_run_config(experiment.run_dir, experiment)
+        assert load_run_config(tmp_path / name, Co3DExperiment) == experiment

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from co3d_fixtures import random_sequence_arrays, write_sequence
 
-from data import Co3DDataError, Co3DDataset, check_dataset, main
+from app_co3d.data import Co3DDataError, Co3DDataset, check_dataset, main
 
 NAME = "900_1_1"
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from co3d_fixtures import RawCo3D, write_raw_co3d
-from preprocess import (
+from co3d_fixtures import RawCo3D, spheres_of, write_raw_co3d
+
+from app_co3d.data import Co3DDataError, Co3DDataset, origin_distance, read_frame_order
+from app_co3d.preprocess import (
     FrameAnnotation,
     PreprocessConfig,
     SequenceNormalization,
@@ -21,8 +23,6 @@ from preprocess import (
     read_frame_annotations,
     viewset_normalization,
 )
-
-from data import Co3DDataError, Co3DDataset, origin_distance, read_frame_order
 
 RESOLUTION = 64
 
@@ -78,13 +78,11 @@ def test_reader_cameras_project_known_points_onto_the_objects(raw: RawCo3D, proc
     info = raw.sequences[name]
     normalization = normalization_of(processed, split, name)
     for view, frame_number in enumerate(info.frame_numbers):  # frames in timestamp order
-        for sphere in raw.scene.primitives:
-            expected = expected_crop_pixel(
-                sphere.center, info.cam_to_world[view], info.K[view], info.height, info.width
-            )
-            projected = project(sequence.world_to_cam[view], sequence.K[view], normalization.apply(sphere.center))
+        for centre, _, colour in spheres_of(raw.scene):
+            expected = expected_crop_pixel(centre, info.cam_to_world[view], info.K[view], info.height, info.width)
+            projected = project(sequence.world_to_cam[view], sequence.K[view], normalization.apply(centre))
             np.testing.assert_allclose(projected, expected, atol=2e-3)  # cameras: exact up to float32 storage
-            centroid = colour_centroid(sequence.images[view].numpy(), sphere.front)
+            centroid = colour_centroid(sequence.images[view].numpy(), colour)
             np.testing.assert_allclose(centroid, projected, atol=0.75)  # images: where the cameras say
         assert frame_number in info.frame_numbers
 
@@ -125,8 +123,8 @@ def test_images_are_foreground_on_black_in_unit_range(processed: Path):
 
 def test_normalised_point_cloud_fills_the_cube_with_up_along_y(raw: RawCo3D, processed: Path):
     normalization = normalization_of(processed, "test", "300_3000_4000")
-    centres = np.stack([s.center for s in raw.scene.primitives])
-    radii = np.array([s.radius for s in raw.scene.primitives])
+    centres = np.stack([centre for centre, _, _ in spheres_of(raw.scene)])
+    radii = np.array([radius for _, radius, _ in spheres_of(raw.scene)])
     normalised = normalization.apply(centres)
     extent = np.abs(normalised).max(axis=0) + radii * normalization.scale
     assert extent.max() == pytest.approx(1.2 * 0.95 / 2, rel=0.02)  # the cloud touches the 1.14 cube

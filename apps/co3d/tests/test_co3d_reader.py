@@ -8,18 +8,11 @@ import numpy as np
 import pytest
 import torch
 from co3d_fixtures import random_sequence_arrays, write_sequence
-from preprocess import SequenceNormalization
-from synthetic import SyntheticCo3DOptions, generate, make_sequence, render_scene
 
-from data import (
-    BAD_SEQUENCES_PATH,
-    Co3DDataError,
-    Co3DDataset,
-    collate,
-    excluded_sequences,
-    load_bad_sequences,
-    sample_view_indices,
-)
+from app_co3d.data import BAD_SEQUENCES_PATH, Co3DDataError, Co3DDataset, excluded_sequences, load_bad_sequences
+from app_co3d.preprocess import SequenceNormalization
+from app_co3d.synthetic import SyntheticCo3DOptions, generate, make_sequence, render_scene
+from splat_apps import collate, sample_view_indices
 
 OPTIONS = SyntheticCo3DOptions(
     resolution=24, train_sequences=2, val_sequences=1, test_sequences=2, frames_per_sequence=5, seed=11
@@ -40,16 +33,9 @@ def test_reader_returns_the_written_images_and_cameras(root: Path):
         assert sequence.name == written.name and sequence.num_views == OPTIONS.frames_per_sequence
         np.testing.assert_array_equal(sequence.images.numpy(), written.images)
         np.testing.assert_allclose(sequence.cam_to_world.numpy(), written.cam_to_world, atol=1e-5)
-        for view in range(sequence.num_views):  # the reader's cameras see the stored frame
-            rgb, _ = render_scene(
-                written.scene,
-                sequence.cam_to_world[view].double().numpy(),
-                sequence.K[view].double().numpy(),
-                24,
-                24,
-                OPTIONS.supersampling,
-            )
-            assert np.abs(rgb - sequence.images[view].numpy()).mean() < 1e-3
+        # the reader's cameras see the stored frames
+        rgb = render_scene(written.scene, sequence.cam_to_world, sequence.K, 24, 24, OPTIONS.supersampling).rgb
+        assert (rgb - sequence.images).abs().mean(dim=(1, 2, 3)).amax() < 1e-3
 
 
 def test_example_cameras_see_the_targets_from_the_input_frame(root: Path):
@@ -59,10 +45,9 @@ def test_example_cameras_see_the_targets_from_the_input_frame(root: Path):
     w2c_input = np.linalg.inv(example.input_cam_to_world.double().numpy())
     to_input_frame = SequenceNormalization(w2c_input[:3, :3].T, -w2c_input[:3, 3], 1.0)  # x -> W x + t
     scene = written.scene.transformed(to_input_frame)
-    for slot in range(3):
-        pose = np.linalg.inv(example.target_cameras.world_to_cam[0, slot].double().numpy())
-        rgb, _ = render_scene(scene, pose, example.target_cameras.K[0, slot].double().numpy(), 24, 24, 2)
-        assert np.abs(rgb - example.target_images[slot].numpy()).mean() < 1e-3
+    poses = torch.linalg.inv(example.target_cameras.world_to_cam[0].double())
+    rgb = render_scene(scene, poses, example.target_cameras.K[0], 24, 24, OPTIONS.supersampling).rgb
+    assert (rgb - example.target_images).abs().mean(dim=(1, 2, 3)).amax() < 1e-3
     torch.testing.assert_close(example.input_camera.world_to_cam[0, 0], torch.eye(4))
     assert example.input_view not in example.target_views.tolist()
 
@@ -80,12 +65,14 @@ def test_training_examples_are_reproducible_from_the_generator(root: Path):
 
 def test_batches_stack_examples(root: Path):
     dataset = Co3DDataset(root, "train")
-    batch = dataset.sample_batch(3, 2, torch.Generator().manual_seed(0)).to("cpu")
-    assert batch.input_images.shape == (3, 3, 24, 24) and batch.target_images.shape == (3, 2, 3, 24, 24)
-    assert batch.input_cameras.world_to_cam.shape == (3, 1, 4, 4) and batch.target_cameras.K.shape == (3, 2, 3, 3)
-    assert batch.input_origin_distances.shape == (3,) and batch.target_origin_distances.shape == (3, 2)
-    assert (batch.input_origin_distances > 0.5).all()  # cameras a realistic distance from the object
-    assert batch.input_images.min() >= 0 and batch.input_images.max() <= 1
+    generator = torch.Generator().manual_seed(0)
+    batch = collate([dataset.training_example(i, 2, generator) for i in (0, 1, 0)])
+    assert batch.source_images.shape == (3, 3, 24, 24) and batch.target_images.shape == (3, 2, 3, 24, 24)
+    assert batch.source_cameras.world_to_cam.shape == (3, 1, 4, 4) and batch.target_cameras.K.shape == (3, 2, 3, 3)
+    source, targets = batch.teacher_inputs["origin_distance"], batch.target_teacher_inputs["origin_distance"]
+    assert source.shape == (3,) and targets.shape == (3, 2)
+    assert (source > 0.5).all()  # cameras a realistic distance from the object
+    assert batch.source_images.min() >= 0 and batch.source_images.max() <= 1
     with pytest.raises(ValueError, match="number of targets"):
         collate([dataset.training_example(0, 2, torch.Generator()), dataset.training_example(0, 3, torch.Generator())])
 

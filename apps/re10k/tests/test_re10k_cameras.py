@@ -1,4 +1,5 @@
-"""Camera conventions: the 18-number rows, normalized K → pixels, relative poses, and a point projected through them."""
+"""Camera conventions: the 18-number rows, normalized K → pixels, relative poses (RealEstate10K's world-to-camera
+matrices through `splat_apps.views.relative_world_to_cam`, as the reader uses it), a point projected through them."""
 
 import math
 
@@ -7,21 +8,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app_re10k.data import ChunkDataset, cameras_from_rows, load_example, pixel_intrinsics, rows_from_cameras
+from app_re10k.synthetic import generate_scene, render_depth
+from splat_apps.views import relative_world_to_cam
 from splat_render import intrinsics, look_at, rigid_inverse
-
-# sibling modules of apps/re10k (first on sys.path under `uv run apps/re10k/...`); left unsorted because
-# ruff would call `data` first-party whenever a data/ folder exists at the repository root
-# isort: off
-from data import (
-    ChunkDataset,
-    cameras_from_rows,
-    load_example,
-    pixel_intrinsics,
-    relative_world_to_cam,
-    rows_from_cameras,
-)
-from synthetic import generate_scene, render_depth
-# isort: on
 
 seeds = st.integers(0, 2**31 - 1)
 
@@ -94,11 +84,12 @@ def test_normalized_intrinsics_scale_per_axis_to_pixels() -> None:
 def test_relative_cameras_make_the_source_the_identity_and_ignore_the_world_frame(seed: int, views: int) -> None:
     generator = torch.Generator().manual_seed(seed)
     world_to_cam = random_rigid(generator, views)
-    relative = relative_world_to_cam(world_to_cam, world_to_cam[0])
+    relative = relative_world_to_cam(rigid_inverse(world_to_cam[0]), world_to_cam)
     torch.testing.assert_close(relative[0], torch.eye(4, dtype=torch.float64))
     # moving the whole world (w2c_j -> w2c_j G for a rigid G) changes no relative pose
     change = random_rigid(generator, 1)[0]
-    torch.testing.assert_close(relative_world_to_cam(world_to_cam @ change, world_to_cam[0] @ change), relative)
+    moved = world_to_cam @ change
+    torch.testing.assert_close(relative_world_to_cam(rigid_inverse(moved[0]), moved), relative)
     # a world point seen by the source at p_src is seen by camera j at relative_j p_src
     point = torch.randn(4, generator=generator, dtype=torch.float64)
     point[3] = 1
@@ -114,7 +105,7 @@ def test_a_point_in_front_of_the_source_projects_where_expected_in_the_target() 
     target_c2w[:3, 3] = torch.tensor([1.0, 0.0, 2.0])
     world = random_rigid(torch.Generator().manual_seed(7), 1)[0]  # camera frames expressed in a different world
     world_to_cam = rigid_inverse(torch.stack([world @ source_c2w, world @ target_c2w]))
-    relative = relative_world_to_cam(world_to_cam, world_to_cam[0])
+    relative = relative_world_to_cam(rigid_inverse(world_to_cam[0]), world_to_cam)
     point_in_source = torch.tensor([0.0, 0.5, 5.0], dtype=torch.float64)  # 5 m ahead, 0.5 m below the axis
     pixel, depth = project(K, relative[1], point_in_source)
     # in the target the point is 1 m to the left (x = -1) and 3 m ahead: u = 64 + 100 * (-1 / 3), v = 48 + 100 * 0.5/3
@@ -140,13 +131,15 @@ def test_look_at_camera_written_as_rows_projects_its_target_to_the_image_centre(
     torch.testing.assert_close(depth, torch.linalg.norm(target - eye))
 
 
-def _photometric_error(example, depth_source: np.ndarray, relative: torch.Tensor) -> tuple[float, float]:
+def _photometric_error(
+    images: torch.Tensor, K: torch.Tensor, depth_source: np.ndarray, relative: torch.Tensor
+) -> tuple[float, float]:
     """Mean colour difference between source pixels and their reprojections into view 1 (over the points landing
     inside view 1), and the fraction of source pixels landing inside it."""
     height, width = depth_source.shape
     rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
     pixels = np.stack([cols + 0.5, rows + 0.5, np.ones_like(rows, dtype=float)], axis=-1).reshape(-1, 3)
-    K = example.K.double().numpy()
+    K = K.double().numpy()
     points = (pixels @ np.linalg.inv(K[0]).T) * depth_source.reshape(-1, 1)
     homogeneous = np.concatenate([points, np.ones((len(points), 1))], axis=1)
     camera = homogeneous @ relative[1].double().numpy().T
@@ -156,8 +149,8 @@ def _photometric_error(example, depth_source: np.ndarray, relative: torch.Tensor
     inside = (z > 0.1) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
     if not inside.any():
         return math.inf, 0.0
-    source = example.images[0].numpy().transpose(1, 2, 0).reshape(-1, 3)
-    target = example.images[1].numpy().transpose(1, 2, 0)
+    source = images[0].numpy().transpose(1, 2, 0).reshape(-1, 3)
+    target = images[1].numpy().transpose(1, 2, 0)
     sampled = target[np.clip(v, 0, height - 1).astype(int), np.clip(u, 0, width - 1).astype(int)]
     return float(np.abs(sampled - source).mean(axis=1)[inside].mean()), float(inside.mean())
 
@@ -171,15 +164,18 @@ def test_synthetic_frames_read_back_are_photometrically_consistent_under_the_rel
     scene = generate_scene(options, "test", 0)
     sequence = dataset[scene.key]
     example = load_example(sequence, [12, 20], (options.height, options.width))
+    images, reader_K = example.target_images, example.target_cameras.K[0]
+    relative = example.target_cameras.world_to_cam[0]  # views 12 (the source, rendered too) and 20
+    torch.testing.assert_close(example.input_camera.world_to_cam[0, 0], torch.eye(4))
     K = pixel_intrinsics(scene.path.intrinsics[12:13], options.height, options.width)
-    depth = render_depth(scene.scene, scene.path.cam_to_world[12:13], K, options.height, options.width)[0]
-    good, overlap = _photometric_error(example, depth, example.world_to_cam)
+    depth = render_depth(scene.scene, scene.path.cam_to_world[12:13], K, options.height, options.width)[0].numpy()
+    good, overlap = _photometric_error(images, reader_K, depth, relative)
     assert overlap > 0.5
-    transposed = example.world_to_cam.clone()
+    transposed = relative.clone()
     transposed[1, :3, :3] = transposed[1, :3, :3].T
-    opengl = example.world_to_cam.clone()
+    opengl = relative.clone()
     opengl[1] = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0])) @ opengl[1]
     assert good < 0.06
     for wrong in (transposed, opengl):
-        error, wrong_overlap = _photometric_error(example, depth, wrong)
+        error, wrong_overlap = _photometric_error(images, reader_K, depth, wrong)
         assert error > 2 * good or wrong_overlap < 0.1

@@ -1,7 +1,9 @@
-"""Flash3D's evaluation protocol: split generation and parsing, the 5% border crop, per-slot aggregation."""
+"""Flash3D's evaluation protocol: split generation and parsing, the 5% border crop, per-slot aggregation, and the
+protocol's evaluation batches (a row per item; views src, +5, +10, ±30 as slots; seeded by the batch's first row)."""
 
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -9,26 +11,25 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from splat_train.metrics import image_metrics
-
-# sibling modules of apps/re10k (first on sys.path under `uv run apps/re10k/...`); left unsorted because
-# ruff would call `data` first-party whenever a data/ folder exists at the repository root
-# isort: off
-from data import ChunkDataset
-from protocol import (
-    TARGET_SLOTS,
-    main,
-    SlotAccumulator,
+from app_re10k.app import APP, data_source, open_split
+from app_re10k.data import ChunkDataset
+from app_re10k.evaluation import COLUMNS, PAPER, row_items, table_spec
+from app_re10k.experiment import PRESETS, RE10KExperiment
+from app_re10k.protocol import (
+    SLOT_LABELS,
+    VIEW_SLOTS,
     SplitRow,
     crop_border,
     crop_bounds,
     generate_split,
     load_split_example,
-    protocol_metrics,
+    main,
     read_split,
     write_split,
 )
-# isort: on
+from splat_apps.evaluation import method_scores
+from splat_train import ScoreAccumulator
+from splat_train.metrics import image_metrics
 
 frame_counts = st.dictionaries(st.text("0123456789abcdef", min_size=4, max_size=16), st.integers(1, 150), max_size=6)
 
@@ -103,8 +104,10 @@ def test_split_rows_load_source_first_with_targets_in_slot_order(small_dataset) 
     dataset = ChunkDataset(small_dataset.chunks, "test")
     row = read_split(small_dataset.split_file)[1]
     example = load_split_example(dataset[row.key], row, (16, 24))
-    assert example.indices == (row.src, row.tgt5, row.tgt10, row.tgt_rand)
-    torch.testing.assert_close(example.world_to_cam[0], torch.eye(4), atol=1e-6, rtol=0)
+    assert example.input_view == row.src and example.target_views.tolist() == [row.src, *row.targets]
+    torch.testing.assert_close(example.input_camera.world_to_cam[0, 0], torch.eye(4), atol=0, rtol=0)
+    torch.testing.assert_close(example.target_cameras.world_to_cam[0, 0], torch.eye(4), atol=1e-6, rtol=0)
+    torch.testing.assert_close(example.target_images[0], example.input_image)
     with pytest.raises(ValueError, match="row is for sequence"):
         load_split_example(dataset[row.key], SplitRow("other", 0, 5, 10, 1), (16, 24))
 
@@ -127,34 +130,109 @@ def test_border_crop_follows_the_ceil_floor_rule(height: int, width: int) -> Non
     assert y0 >= 0.05 * height and height - y1 >= 0.05 * height - 1e-9
 
 
-def test_protocol_metrics_ignore_the_border_and_equal_image_metrics_inside() -> None:
+def test_scores_under_the_protocols_crop_ignore_the_border_and_equal_image_metrics_inside() -> None:
     generator = torch.Generator().manual_seed(0)
     target = torch.rand(2, 3, 64, 96, generator=generator)
     prediction = (target + 0.1 * torch.randn(2, 3, 64, 96, generator=generator)).clamp(0, 1)
-    scores = protocol_metrics(prediction, target)
+
+    def scores(rendered: torch.Tensor) -> dict[str, torch.Tensor]:  # what the evaluation scores (teacher renders)
+        return method_scores(rendered, [rendered], target, None, crop_border)["teacher"]
+
     expected = image_metrics(prediction[..., 4:60, 5:91], target[..., 4:60, 5:91])
     for name in ("psnr", "ssim"):
-        torch.testing.assert_close(scores[name], expected[name])
+        torch.testing.assert_close(scores(prediction)[name], expected[name])
     spoiled = prediction.clone()
     spoiled[..., :4, :] = 5.0  # garbage in the cropped border changes nothing
     spoiled[..., :, 91:] = -3.0
-    torch.testing.assert_close(protocol_metrics(spoiled, target)["psnr"], scores["psnr"])
+    torch.testing.assert_close(scores(spoiled)["psnr"], scores(prediction)["psnr"])
     # PSNR is not clamped: values outside [0, 1] inside the crop count fully
-    assert protocol_metrics(prediction + 2.0, target)["psnr"].max() < 0
+    assert scores(prediction + 2.0)["psnr"].max() < 0
 
 
-def test_slot_means_and_their_average() -> None:
-    accumulator = SlotAccumulator()
-    accumulator.add("tgt5", {"psnr": torch.tensor([30.0, 28.0])})
-    accumulator.add("tgt5", {"psnr": torch.tensor(26.0)})
-    accumulator.add("tgt10", {"psnr": torch.tensor([25.0])})
-    accumulator.add("tgt_rand", {"psnr": torch.tensor([20.0, 24.0])})
-    accumulator.add("src", {"psnr": torch.tensor([40.0])})
+def test_slot_means_are_means_over_rows_with_the_source_on_its_own() -> None:
+    """A row is an item with one view per slot, so a slot's summary is the mean over rows (Flash3D `evaluate.py`)."""
+    rows = [SplitRow("k", 0, 5, 10, 3), SplitRow("k", 10, 15, 20, 40), SplitRow("q", 0, 5, 10, 7)]
+    items = row_items(rows)
+    scores = {"tgt5": [30.0, 28.0, 26.0], "tgt10": [25.0, 24.0, 26.0], "tgt_rand": [20.0, 24.0, 22.0]}
+    accumulator = ScoreAccumulator()
+    for number, item in enumerate(items):
+        accumulator.add(item, "src", {"psnr": torch.tensor([40.0])})
+        for slot, values in scores.items():
+            accumulator.add(item, slot, {"psnr": torch.tensor([values[number]])})
     summary = accumulator.summary()
-    assert summary["tgt5"] == {"psnr": 28.0, "rows": 3.0}
+    assert summary["tgt5"] == {"psnr": 28.0, "items": 3.0}
     assert summary["tgt10"]["psnr"] == 25.0 and summary["tgt_rand"]["psnr"] == 22.0
-    assert summary["average"] == {"psnr": 25.0}  # (28 + 25 + 22) / 3; the source slot is reported on its own
-    assert summary["src"]["psnr"] == 40.0
-    assert set(TARGET_SLOTS) <= set(summary)
-    with pytest.raises(ValueError, match="slot"):
-        accumulator.add("tgt30", {"psnr": torch.tensor(1.0)})
+    assert summary["src"] == {"psnr": 40.0, "items": 3.0}
+    assert accumulator.per_item()[items[1]]["tgt_rand"] == {"psnr": 24.0}
+
+
+def test_every_row_is_its_own_item_even_when_a_line_repeats() -> None:
+    rows = [SplitRow("k", 0, 5, 10, 3), SplitRow("q", 0, 5, 10, 3), SplitRow("k", 0, 5, 10, 3)]
+    assert row_items(rows) == ("k 0 5 10 3", "q 0 5 10 3", "k 0 5 10 3 #3")
+
+
+def _tiny_experiment(small_dataset, **eval_changes) -> RE10KExperiment:
+    experiment = PRESETS["cpu-demo"]()
+    options = small_dataset.options
+    teacher = replace(experiment.model.teacher, height=32, width=64)
+    return replace(
+        experiment,
+        data=replace(experiment.data, synthetic=options, cache_dir=small_dataset.root.parent),
+        model=replace(experiment.model, teacher=teacher),
+        eval=replace(experiment.eval, **eval_changes),
+    )
+
+
+def test_the_protocol_batches_rows_with_their_four_views_as_slots_seeded_by_the_first_row(small_dataset) -> None:
+    experiment = _tiny_experiment(small_dataset, batch_size=4, max_rows=5, grid_rows=2)
+    source = data_source(experiment)
+    assert source.synthetic and source.split_file == small_dataset.split_file
+    protocol = APP.protocol(experiment, source)
+    rows = read_split(small_dataset.split_file)[:5]
+    assert protocol.count == 5 and protocol.description == "5 rows of test_files.txt"
+    assert protocol.input_slot == "src" and protocol.slot_labels == SLOT_LABELS and protocol.grid_items == 2
+    assert protocol.transform is crop_border and protocol.grid_scale_to == 192
+    assert protocol.info == {"split_file": str(small_dataset.split_file), "image_size": [32, 64], "synthetic": True}
+    batches = list(protocol.batches())
+    assert [b.batch.batch_size for b in batches] == [4, 1] and [b.seed for b in batches] == [0, 4]
+    assert all(b.slots == VIEW_SLOTS == ("src", "tgt5", "tgt10", "tgt_rand") for b in batches)
+    assert [item for b in batches for item in b.items] == [row.line() for row in rows]
+    assert batches[1].grid_names == (f"{rows[4].key[:16]}_{rows[4].src}",)
+    dataset = open_split(experiment, source, "test")
+    example = load_split_example(dataset[rows[2].key], rows[2], (32, 64))
+    batch = batches[0].batch
+    torch.testing.assert_close(batch.target_images[2], example.target_images)
+    torch.testing.assert_close(batch.target_cameras.world_to_cam[2], example.target_cameras.world_to_cam[0])
+    torch.testing.assert_close(batch.source_cameras.world_to_cam, torch.eye(4).expand(4, 1, 4, 4))
+
+
+def test_an_evaluation_split_file_overrides_the_runs_and_bad_rows_name_file_and_row(small_dataset, tmp_path) -> None:
+    rows = read_split(small_dataset.split_file)
+    path = tmp_path / "rows.txt"
+    write_split(path, [rows[3], SplitRow("missing", 0, 5, 10, 3)])
+    experiment = _tiny_experiment(small_dataset, split_file=path, batch_size=1)
+    protocol = APP.protocol(experiment, data_source(experiment))
+    batches = protocol.batches()
+    assert next(batches).items == (rows[3].line(),) and protocol.info["split_file"] == str(path)
+    with pytest.raises(ValueError, match=re.escape(f"{path}: row 2 (missing 0 5 10 3): 'missing'")) as raised:
+        next(batches)
+    assert "\n" not in str(raised.value)
+    missing = _tiny_experiment(small_dataset, split_file=tmp_path / "none.txt")
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'none.txt'}: evaluation split file not found")):
+        APP.protocol(missing, data_source(missing))
+
+
+def test_the_table_shows_every_slot_and_the_papers_numbers(small_dataset) -> None:
+    experiment = _tiny_experiment(small_dataset)
+    table = table_spec(experiment, data_source(experiment), small_dataset.split_file, 6)
+    assert [c.title for c in table.columns] == [
+        *("PSNR ↑ +5", "PSNR ↑ +10", "PSNR ↑ ±30", "SSIM ↑ +5", "SSIM ↑ +10", "SSIM ↑ ±30"),
+        *("LPIPS ↓ +5", "LPIPS ↓ +10", "LPIPS ↓ ±30", "PSNR source"),
+    ]
+    assert table.columns == COLUMNS and table.references == PAPER and "not comparable" in table.note
+    assert "6 rows of test_files.txt, 32x64, 5% border crop, grey background, preset cpu-demo" in table.title
+    assert [[c.title for c in columns] for _, columns in table.console] == [
+        ["+5", "+10", "±30", "source"],
+        ["+5", "+10", "±30"],
+        ["+5", "+10", "±30"],
+    ]

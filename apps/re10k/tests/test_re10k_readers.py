@@ -14,19 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from splat_render import Cameras
-
-# sibling modules of apps/re10k (first on sys.path under `uv run apps/re10k/...`); left unsorted because
-# ruff would call `data` first-party whenever a data/ folder exists at the repository root
-# isort: off
-from data import (
+from app_re10k.data import (
     JPEG_MAGIC,
     ChunkDataset,
     ExampleConfig,
     FrameSequence,
     TrainingExamples,
     TxtDataset,
-    collate,
     encode_jpeg,
     load_example,
     open_dataset,
@@ -36,8 +30,10 @@ from data import (
     sample_target_indices,
     write_chunk,
 )
-from synthetic import generate_scene
-# isort: on
+from app_re10k.synthetic import generate_scene
+from splat_apps import collate
+from splat_render import Cameras
+from splat_train import SeededExamples
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Round trips
@@ -56,8 +52,7 @@ def test_chunks_return_the_cameras_and_images_that_were_generated(small_dataset)
                 sequence.world_to_cam.double(), torch.linalg.inv(generated.path.cam_to_world), atol=1e-6, rtol=0
             )
             for frame in (0, options.frames - 1):
-                image = sequence.image(frame, None).permute(1, 2, 0).double().numpy()
-                error = np.abs(image - generated.images[frame])
+                error = (sequence.image(frame, None) - generated.images[frame]).abs()
                 assert error.mean() < 0.02 and error.max() < 0.5  # JPEG quality 95
 
 
@@ -102,8 +97,8 @@ def test_frames_are_resized_with_their_intrinsics(small_dataset) -> None:
     assert 0 <= small.min() and small.max() <= 1
     pooled = torch.nn.functional.avg_pool2d(native[None], 2)[0]
     assert (small - pooled).abs().mean() < 0.05
-    example = load_example(sequence, [5, 6], (16, 24))
-    torch.testing.assert_close(example.K[:, :2], load_example(sequence, [5, 6], (32, 48)).K[:, :2] / 2)
+    K = load_example(sequence, [5, 6], (16, 24)).target_cameras.K
+    torch.testing.assert_close(K[..., :2, :], load_example(sequence, [5, 6], (32, 48)).target_cameras.K[..., :2, :] / 2)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -127,32 +122,64 @@ def test_target_offsets_cover_both_directions_up_to_30() -> None:
     assert offsets == set(range(-30, 31)) - {0}
 
 
+def _training_batches(examples: TrainingExamples, batch_size: int = 3) -> SeededExamples:
+    """The training loop's source of these examples (as the app builds it)."""
+    return SeededExamples(len(examples), batch_size, examples.example, collate)
+
+
 def test_training_batches_have_relative_cameras_and_images_in_unit_range(small_dataset) -> None:
     config = ExampleConfig(size=(16, 24), num_targets=2)
     examples = TrainingExamples(ChunkDataset(small_dataset.chunks, "train"), config)
     assert len(examples) == small_dataset.options.train_scenes * small_dataset.options.frames
-    batch = examples.sample_batch(3, torch.Generator().manual_seed(1))
-    assert batch.images.shape == (3, 3, 3, 16, 24) and 0 <= batch.images.min() and batch.images.max() <= 1
-    assert isinstance(batch.cameras, Cameras) and (batch.cameras.height, batch.cameras.width) == (16, 24)
-    assert (batch.cameras.near, batch.cameras.far) == (config.near, config.far)
-    identity = torch.eye(4).expand(3, 4, 4)
-    torch.testing.assert_close(batch.cameras.world_to_cam[:, 0], identity, atol=1e-6, rtol=0)
-    offsets = batch.indices[:, 1:] - batch.indices[:, :1]
+    items, seeds = [0, 45, 119], [1, 2, 3]
+    batch = _training_batches(examples).make_batch(items, seeds)
+    assert batch.target_images.shape == (3, 3, 3, 16, 24)  # the source and 2 targets, all rendered
+    assert 0 <= batch.target_images.min() and batch.target_images.max() <= 1
+    cameras = batch.target_cameras
+    assert isinstance(cameras, Cameras) and (cameras.height, cameras.width) == (16, 24)
+    assert (cameras.near, cameras.far) == (config.near, config.far)
+    torch.testing.assert_close(batch.source_cameras.world_to_cam, torch.eye(4).expand(3, 1, 4, 4), atol=0, rtol=0)
+    torch.testing.assert_close(cameras.world_to_cam[:, 0], torch.eye(4).expand(3, 4, 4), atol=1e-6, rtol=0)
+    torch.testing.assert_close(batch.target_images[:, 0], batch.source_images)
+    drawn = [examples.example(i, torch.Generator().manual_seed(seed)) for i, seed in zip(items, seeds, strict=True)]
+    assert [(e.item, e.input_view) for e in drawn] == [examples.pair(item) for item in items]
+    offsets = torch.stack([e.target_views[1:] - e.input_view for e in drawn])
     assert ((offsets != 0) & (offsets.abs() <= 30)).all()
-    again = examples.sample_batch(3, torch.Generator().manual_seed(1))
-    assert again.keys == batch.keys and torch.equal(again.indices, batch.indices)
-    assert torch.equal(again.images, batch.images)
+    again = _training_batches(examples).make_batch(items, seeds)
+    assert torch.equal(again.target_images, batch.target_images)  # all randomness from the seeds
+    assert torch.equal(again.target_cameras.world_to_cam, cameras.world_to_cam)
     # each view is the sequence's frame, with the sequence's camera made relative to the source
-    sequence = ChunkDataset(small_dataset.chunks, "train")[batch.keys[0]]
-    source, target = batch.indices[0, 0].item(), batch.indices[0, 1].item()
-    torch.testing.assert_close(batch.images[0, 1], sequence.image(target, (16, 24)))
+    sequence = ChunkDataset(small_dataset.chunks, "train")[drawn[0].item]
+    source, target = drawn[0].input_view, int(drawn[0].target_views[1])
+    torch.testing.assert_close(batch.target_images[0, 1], sequence.image(target, (16, 24)))
     expected = sequence.world_to_cam[target].double() @ torch.linalg.inv(sequence.world_to_cam[source].double())
-    torch.testing.assert_close(batch.cameras.world_to_cam[0, 1].double(), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(cameras.world_to_cam[0, 1].double(), expected, atol=1e-5, rtol=0)
+
+
+def test_without_render_source_the_targets_are_the_frames_after_the_source(small_dataset) -> None:
+    dataset = ChunkDataset(small_dataset.chunks, "train")
+    config = ExampleConfig(size=(16, 24), num_targets=2)
+    with_source = TrainingExamples(dataset, config).example(7, torch.Generator().manual_seed(4))
+    novel = TrainingExamples(dataset, replace(config, render_source=False)).example(7, torch.Generator().manual_seed(4))
+    assert novel.target_views.tolist() == with_source.target_views[1:].tolist()
+    torch.testing.assert_close(novel.target_images, with_source.target_images[1:])
+    torch.testing.assert_close(novel.target_cameras.world_to_cam, with_source.target_cameras.world_to_cam[:, 1:])
+    torch.testing.assert_close(novel.input_image, with_source.input_image)
+
+
+def test_relative_cameras_are_computed_in_float64_as_before(small_dataset) -> None:
+    """The reader's cameras are `w2c_j @ inv(w2c_src)` in float64, rounded once to float32 (the old reader's)."""
+    sequence = ChunkDataset(small_dataset.chunks, "test")[ChunkDataset(small_dataset.chunks, "test").keys()[0]]
+    example = load_example(sequence, [20, 25, 30, 3], (16, 24))
+    world_to_cam = sequence.world_to_cam[[20, 25, 30, 3]].double()
+    expected = (world_to_cam @ torch.linalg.inv(world_to_cam[0])).float()
+    torch.testing.assert_close(example.target_cameras.world_to_cam[0], expected, atol=1e-7, rtol=0)
+    assert example.target_cameras.world_to_cam.dtype == torch.float32
 
 
 def test_collate_rejects_mismatched_examples(small_dataset) -> None:
     sequence = ChunkDataset(small_dataset.chunks, "train")[ChunkDataset(small_dataset.chunks, "train").keys()[0]]
-    with pytest.raises(ValueError, match="equal"):
+    with pytest.raises(ValueError, match="share image size and number of targets"):
         collate([load_example(sequence, [0, 1], (8, 12)), load_example(sequence, [0, 1, 2], (8, 12))])
 
 

@@ -1,82 +1,144 @@
-"""The synthetic generator: exact ray casting, deterministic scenes, camera paths inside the room with overlapping
-views, and an on-disk cache keyed by the options."""
+"""The synthetic generator: its scenes described to the shared ray caster (room, objects, textures, light),
+deterministic scenes, camera paths inside the room with overlapping views, and an on-disk cache keyed by the options.
+The caster itself is tested in packages/splat-apps/tests/test_raycast.py."""
 
 import json
 import math
+import re
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
+from re10k_testdata import SMALL
 
-# sibling modules of apps/re10k (first on sys.path under `uv run apps/re10k/...`); left unsorted because
-# ruff would call `data` first-party whenever a data/ folder exists at the repository root
-# isort: off
-from conftest import SMALL
-from data import ChunkDataset, pixel_intrinsics
-from protocol import read_split
-from synthetic import (
-    MARKER,
+from app_re10k.data import ChunkDataset, pixel_intrinsics
+from app_re10k.protocol import read_split
+from app_re10k.synthetic import (
     Box,
     Scene,
     Sphere,
     SyntheticOptions,
     Texture,
     _footprint_distance,
-    camera_rays,
     generate_scene,
     generate_synthetic,
     main,
     render_depth,
-    trace,
+    surface_coordinates,
 )
-# isort: on
+from splat_apps.synthetic import raycast
+from splat_apps.synthetic.cache import MARKER
+from splat_render import look_at
 
 FLAT = Texture("checker", np.array([[0.8, 0.8, 0.8], [0.2, 0.2, 0.2]]), 0.5, 0.0, np.zeros((8, 8)))
 
 
-def empty_room(*spheres: Sphere) -> Scene:
+def room(*objects: Box | Sphere, faces: tuple[Texture, ...] = (FLAT,) * 6) -> Scene:
     return Scene(
         half_extent=np.array([3.0, 2.0]),
         height=2.5,
-        faces=(FLAT,) * 6,
-        boxes=(),
-        spheres=spheres,
+        faces=faces,
+        boxes=tuple(o for o in objects if isinstance(o, Box)),
+        spheres=tuple(o for o in objects if isinstance(o, Sphere)),
         light=np.array([0.0, 0.0, 2.2]),
     )
 
 
-def test_trace_hits_the_room_and_a_sphere_at_their_analytic_distances() -> None:
-    scene = empty_room(Sphere(np.array([1.0, 1.0, 1.0]), 0.5, FLAT))
-    origins = np.array([[0.0, 0.0, 1.5], [0.0, 0.0, 1.5], [0.4, -1.0, 1.0], [1.0, -1.0, 1.0], [1.0, 1.0, 2.0]])
-    directions = np.array([[0, 0, -1.0], [2.0, 0, 0], [0, 1.0, 0], [0, 0.5, 0], [0, 0, 1.0]])
-    t, colour = trace(scene, origins, directions)
+def cast(scene: Scene, origins, directions) -> tuple[raycast.Hits, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Hits, texture slots, edge labels and shaded colours of rays [n, 3] through `scene.described()`."""
+    described = scene.described()
+    origins, directions = torch.tensor(origins, dtype=torch.float32), torch.tensor(directions, dtype=torch.float32)
+    hits = raycast.intersect(described.primitives, origins, directions)
+    points = origins + hits.t[:, None] * directions
+    slot = surface_coordinates(described.primitives, hits, points)[0]
+    colour = raycast.shade(described, hits, points, directions)
+    return hits, slot, described.label(hits, points), colour
+
+
+def test_the_room_and_its_objects_are_where_the_scene_says_with_a_texture_and_label_per_face() -> None:
+    scene = room(
+        Sphere(np.array([1.0, 1.0, 1.0]), 0.5, FLAT), Box(np.array([-1.5, 0, 0.4]), np.ones(3) * 0.4, 0.3, FLAT)
+    )
+    origins = [[0, 0, 1.5], [0, 0, 1.5], [0.4, -1, 1], [1, -1, 1], [1, 1, 2], [-1.5, 0, 1.5], [-1.5, -1.2, 0.4]]
+    directions = [[0, 0, -1.0], [2.0, 0, 0], [0, 1.0, 0], [0, 0.5, 0], [0, 0, 1.0], [0, 0, -1.0], [0, 1.0, 0]]
+    hits, slot, label, colour = cast(scene, origins, directions)
     # floor 1.5 below; wall x = 3 at 3 m with a direction of length 2; wall y = 2 just past the sphere's edge;
-    # sphere surface 1.5 m ahead = 3 units of a half-length direction; ceiling above the sphere
-    np.testing.assert_allclose(t, [1.5, 1.5, 3.0, 3.0, 0.5], rtol=1e-5)
-    assert colour.shape == (5, 3) and (colour >= 0).all() and (colour <= 1).all()
+    # sphere surface 1.5 m ahead = 3 units of a half-length direction; ceiling above the sphere; box top at z = 0.8;
+    # the box's side yawed by 0.3 rad, 0.4 / cos(0.3) from its centre along y
+    expected = torch.tensor([1.5, 1.5, 3.0, 3.0, 0.5, 0.7, 1.2 - 0.4 / math.cos(0.3)])
+    torch.testing.assert_close(hits.t, expected, rtol=1e-5, atol=0)
+    assert slot.tolist() == [4, 1, 3, 7, 5, 6, 6]  # floor, wall x+, wall y+, sphere, ceiling, box (objects: 6 + i)
+    assert len(set(label.tolist())) == 7  # every face seen is its own label, so its edges get supersampled
+    assert (colour >= 0).all() and (colour <= 1).all()
 
 
 def test_objects_cast_shadows_from_the_point_light() -> None:
-    lit = trace(empty_room(), np.array([[0.0, 0.0, 1.0]]), np.array([[0.0, 0.0, -1.0]]))[1]
-    shadowed = trace(
-        empty_room(Sphere(np.array([0.0, 0.0, 1.8]), 0.2, FLAT)),
-        np.array([[0.3, 0.0, 1.0]]),
-        np.array([[-0.3, 0.0, -1.0]]),
-    )[1]
+    lit = cast(room(), [[0.0, 0.0, 1.0]], [[0.0, 0.0, -1.0]])[3]
+    shadowed = cast(room(Sphere(np.array([0.0, 0.0, 1.8]), 0.2, FLAT)), [[0.3, 0.0, 1.0]], [[-0.3, 0.0, -1.0]])[3]
     # the same floor point (the origin), directly under the light, behind a sphere
     assert shadowed.sum() < 0.6 * lit.sum()
 
 
-def test_camera_rays_pass_through_pixel_centres() -> None:
-    K = pixel_intrinsics(torch.tensor([[[0.7, 0, 0.5], [0, 1.05, 0.5], [0, 0, 1.0]]]), 8, 12).double()
-    c2w = torch.eye(4, dtype=torch.float64)[None]
-    _, directions = camera_rays(c2w, K, 8, 12, 1)
-    pixel = np.einsum("ij,hwj->hwi", K[0].numpy(), directions[0])
-    columns, rows = np.meshgrid(np.arange(12) + 0.5, np.arange(8) + 0.5)
-    np.testing.assert_allclose(pixel[..., 0], columns, atol=1e-5)
-    np.testing.assert_allclose(pixel[..., 1], rows, atol=1e-5)
-    np.testing.assert_allclose(pixel[..., 2], 1.0)
+@pytest.mark.parametrize("kind", ["checker", "stripes", "noise", "bricks", "grid"])
+def test_textures_stick_to_the_objects_and_vary_on_them(kind: str) -> None:
+    """A point given in an object's frame has the same albedo wherever the object stands and however a box is yawed
+    (the texture moves with the object); different points of a face differ."""
+    rng = np.random.default_rng(3)
+    texture = Texture(kind, np.array([[0.9, 0.7, 0.2], [0.1, 0.2, 0.6]]), 0.4, 0.7, rng.uniform(size=(8, 8)))
+    half = np.array([0.3, 0.4, 0.5])
+    local = np.stack([np.full(50, 0.3), rng.uniform(-0.4, 0.4, 50), rng.uniform(-0.5, 0.5, 50)], axis=1)  # face x+
+    seen = []
+    for centre, yaw in [((0.5, 0.5, 0.5), 0.0), ((-1.0, 0.3, 0.6), 2.0)]:
+        c, s = math.cos(yaw), math.sin(yaw)
+        rotation = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+        world = local @ rotation.T + centre
+        outward = rotation[:, 0]
+        scene = room(Box(np.array(centre), half, yaw, texture))
+        described = scene.described()
+        hits = raycast.intersect(
+            described.primitives,
+            torch.tensor(world + 0.2 * outward, dtype=torch.float32),
+            torch.tensor(np.broadcast_to(-outward, world.shape).copy(), dtype=torch.float32),
+        )
+        assert (hits.primitive == 1).all()
+        seen.append(described.albedo(hits, torch.tensor(world, dtype=torch.float32)))
+    torch.testing.assert_close(seen[0], seen[1], atol=1e-4, rtol=0)
+    assert seen[0].std(dim=0).max() > 0.05
+    sphere_seen = []
+    for centre in [(1.0, 1.0, 1.0), (-2.0, 0.5, 0.5)]:
+        described = room(Sphere(np.array(centre), 0.3, texture)).described()
+        directions = torch.tensor(np.c_[np.cos(np.arange(8)), np.sin(np.arange(8)), np.linspace(-0.5, 0.5, 8)])
+        directions = torch.nn.functional.normalize(directions.float(), dim=-1)
+        surface = torch.tensor(centre, dtype=torch.float32) + 0.3 * directions
+        hits = raycast.intersect(described.primitives, surface + 0.1 * directions, -directions)
+        sphere_seen.append(described.albedo(hits, hits.local_points + torch.tensor(centre, dtype=torch.float32)))
+    torch.testing.assert_close(sphere_seen[0], sphere_seen[1], atol=1e-4, rtol=0)
+
+
+def test_frames_are_opencv_views_of_the_room_and_adaptive_supersampling_matches_the_full_one() -> None:
+    """From the room centre looking along +x (z up): the x+ wall is 3 m deep at the image centre and a sphere on the
+    camera's right (world -y) shows in the right half. The adaptive anti-aliasing catches the texture and face edges:
+    it is within a few thousandths of supersampling every pixel."""
+    faces = tuple(
+        Texture(
+            kind, np.array([[0.8, 0.6, 0.3], [0.2, 0.3, 0.5]]), 0.4, 0.5, np.random.default_rng(i).uniform(size=(8, 8))
+        )
+        for i, kind in enumerate(["checker", "stripes", "noise", "bricks", "grid", "checker"])
+    )
+    scene = room(Sphere(np.array([2.0, -1.0, 1.0]), 0.3, faces[0]), faces=faces)
+    eye = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)
+    c2w = look_at(
+        eye, eye + torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64), torch.tensor([[0.0, 0.0, 1.0]]).double()
+    )
+    K = pixel_intrinsics(torch.tensor([[[0.5, 0, 0.5], [0, 0.75, 0.5], [0, 0, 1.0]]]), 24, 36)
+    depth = render_depth(scene, c2w, K, 24, 36)[0]
+    torch.testing.assert_close(depth[11:13, 17:19], torch.full((2, 2), 3.0), rtol=1e-5, atol=0)
+    nearer = depth < render_depth(room(faces=faces), c2w, K, 24, 36)[0] - 0.1  # the sphere
+    assert nearer.any() and (nearer.nonzero()[:, 1] >= 18).all()
+    adaptive = raycast.render_scene(scene, c2w, K, 24, 36, 3).rgb
+    full = raycast.render_scene(scene.described(), c2w, K, 24, 36, 3, adaptive=False).rgb
+    assert (adaptive - full).abs().mean() < 0.003
 
 
 def test_scenes_are_deterministic_per_seed_and_independent_of_the_scene_count() -> None:
@@ -84,8 +146,8 @@ def test_scenes_are_deterministic_per_seed_and_independent_of_the_scene_count() 
     first = generate_scene(options, "train", 1)
     again = generate_scene(replace(options, train_scenes=7), "train", 1)
     other = generate_scene(replace(options, seed=1), "train", 1)
-    assert first.key == again.key and np.array_equal(first.images, again.images)
-    assert first.key != other.key and not np.array_equal(first.images, other.images)
+    assert first.key == again.key and torch.equal(first.images, again.images)
+    assert first.key != other.key and not torch.equal(first.images, other.images)
 
 
 def test_camera_path_stays_inside_the_room_away_from_objects() -> None:
@@ -109,7 +171,9 @@ def visible_fraction(generated, source: int, target: int, height: int, width: in
     """Fraction of the source frame's pixels whose surface point is seen (unoccluded) in the target frame."""
     path = generated.path
     K = pixel_intrinsics(path.intrinsics, height, width).double()
-    depth = render_depth(generated.scene, path.cam_to_world[[source, target]], K[[source, target]], height, width)
+    depth = render_depth(
+        generated.scene, path.cam_to_world[[source, target]], K[[source, target]], height, width
+    ).numpy()
     rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
     pixels = np.stack([cols + 0.5, rows + 0.5, np.ones((height, width))], axis=-1).reshape(-1, 3)
     camera = pixels @ np.linalg.inv(K[source].numpy()).T * depth[0].reshape(-1, 1)
@@ -171,6 +235,13 @@ def test_cache_is_reused_when_complete_and_regenerated_when_not(tmp_path) -> Non
     assert len(json.loads((again.root / "chunks" / "train" / "index.json").read_text())) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [options.key()]  # no partial folders left
     assert replace(options, seed=1).key() != options.key()
+
+
+def test_the_cache_key_keeps_its_format_and_changed_with_the_generator_version() -> None:
+    """`re10k-` + 12 hex digits of the options and generator version; version 2 (the shared ray caster) no longer
+    finds the folders of version 1 (NumPy caster, full supersampling), whose default key was re10k-9d39264fecec."""
+    key = SyntheticOptions().key()
+    assert re.fullmatch("re10k-[0-9a-f]{12}", key) and key != "re10k-9d39264fecec"
 
 
 def test_command_line_generates_into_the_given_cache(tmp_path, capsys) -> None:

@@ -1,20 +1,10 @@
-"""The app modules import each other as plain siblings (`uv run apps/srn/train.py` puts `apps/srn` first on
-sys.path), so the tests do the same. The app modules are not a package named in `--jaxtyping-packages`, so their
-annotations are shape-checked here with jaxtyping's import hook, installed before any of them is imported."""
+"""A tiny synthetic SRN dataset shared by the tests (generated once per session)."""
 
-import sys
 from pathlib import Path
 
 import pytest
-from jaxtyping import install_import_hook
 
-APP_DIR = Path(__file__).resolve().parents[1]
-if str(APP_DIR) not in sys.path:
-    sys.path.insert(0, str(APP_DIR))
-
-install_import_hook(["data", "synthetic", "experiment", "eval", "train", "sample"], "beartype.beartype")
-
-from synthetic import SyntheticOptions, generate_synthetic  # noqa: E402
+from app_srn.synthetic import SyntheticOptions, generate_synthetic
 
 TINY = SyntheticOptions(
     resolution=16,

@@ -2,16 +2,15 @@
 sample.py work on it; the same train.py under torchrun on 2 gloo ranks."""
 
 import json
-import os
 import pathlib
-import socket
-import subprocess
-import sys
 
-import eval as eval_app
 import pytest
-import sample as sample_app
-import train
+
+from app_srn import APP
+from splat_apps import eval_main, sample_main, train_main
+from splat_apps.testing import metrics_log, torchrun
+
+APP_DIR = pathlib.Path(__file__).resolve().parents[1]
 
 STEPS = {"teacher": 3, "bootstrap": 3, "multistep": 2}
 
@@ -62,9 +61,7 @@ def _args(run_dir: pathlib.Path, cache: pathlib.Path, multistep_steps: int = STE
         "1",
         "--multistep.loop.log-every",
         "1",
-        "--multistep.diffusion.ddim-steps",
-        "3",
-        "--bootstrap.diffusion.ddim-steps",
+        "--diffusion.ddim-steps",
         "3",
         "--eval.num-samples",
         "2",
@@ -78,15 +75,15 @@ def _args(run_dir: pathlib.Path, cache: pathlib.Path, multistep_steps: int = STE
     ]
 
 
-def _log(run_dir: pathlib.Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+def train(argv: list[str]) -> int:
+    return train_main(APP, "", argv)
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, pathlib.Path]:
     run_dir = tmp_path_factory.mktemp("run")
     cache = tmp_path_factory.mktemp("cache")
-    assert train.main(_args(run_dir, cache)) == 0
+    assert train(_args(run_dir, cache)) == 0
     return run_dir, cache
 
 
@@ -96,36 +93,34 @@ def test_a_run_writes_config_checkpoints_metrics_images_and_an_eval_table(run) -
     for stage, steps in STEPS.items():
         checkpoints = sorted((run_dir / "checkpoints" / stage).glob("step_*.safetensors"))
         assert checkpoints and checkpoints[-1].name == f"step_{steps:08d}.safetensors"
-        assert [r["step"] for r in _log(run_dir) if r["stage"] == stage][-1] == steps
+        assert [r["step"] for r in metrics_log(run_dir) if r["stage"] == stage][-1] == steps
     table = (run_dir / "eval" / "test" / "table.md").read_text()
     assert "| teacher |" in table and "| student (1 sample) |" in table and "student − teacher" in table
     scores = json.loads((run_dir / "eval" / "test" / "scores.json").read_text())
-    assert (
-        set(scores["per_object"]["teacher"]) == set(scores["per_object"]["student"])
-        and len(scores["per_object"]["teacher"]) == 2
-    )
+    assert set(scores["per_item"]["teacher"]) == set(scores["per_item"]["student"])
+    assert len(scores["per_item"]["teacher"]) == 2 and set(scores["summary"]["teacher"]) == {"novel", "input"}
     assert list((run_dir / "eval" / "test").glob("grid_*.png"))
 
 
 def test_running_again_resumes_instead_of_restarting(run) -> None:
     run_dir, cache = run
-    before = _log(run_dir)
-    assert train.main(_args(run_dir, cache)) == 0
-    assert _log(run_dir) == before  # nothing retrained
-    assert train.main(_args(run_dir, cache, multistep_steps=STEPS["multistep"] + 2)) == 0
-    after = [r["step"] for r in _log(run_dir) if r["stage"] == "multistep"]
+    before = metrics_log(run_dir)
+    assert train(_args(run_dir, cache)) == 0
+    assert metrics_log(run_dir) == before  # nothing retrained
+    assert train(_args(run_dir, cache, multistep_steps=STEPS["multistep"] + 2)) == 0
+    after = [r["step"] for r in metrics_log(run_dir) if r["stage"] == "multistep"]
     assert after == list(range(1, STEPS["multistep"] + 3))  # continued at step 3, earlier steps not repeated
 
 
 def test_a_run_directory_refuses_a_different_experiment(run) -> None:
     run_dir, cache = run
-    assert train.main([*_args(run_dir, cache), "--teacher.learning-rate", "0.5"]) == 1
+    assert train([*_args(run_dir, cache), "--teacher.learning-rate", "0.5"]) == 1
 
 
 def test_eval_and_sample_commands_work_on_a_run_directory(run, tmp_path: pathlib.Path) -> None:
     run_dir, _ = run
-    assert eval_app.main([str(run_dir), "--max-objects", "1", "--num-samples", "1"]) == 0
-    assert sample_app.main([str(run_dir), "--num-samples", "2", "--frames", "4", "--out", str(tmp_path)]) == 0
+    assert eval_main(APP, "", [str(run_dir), "--max-objects", "1", "--num-samples", "1"]) == 0
+    assert sample_main(APP, "", [str(run_dir), "--num-samples", "2", "--frames", "4", "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.glob("*.ply")) == ["sample_1.ply", "sample_2.ply", "teacher.ply"]
     assert (tmp_path / "sample_1.gif").stat().st_size > 0 and (tmp_path / "overview.png").is_file()
 
@@ -134,19 +129,9 @@ def test_train_runs_unchanged_under_torchrun_on_two_processes(run, tmp_path: pat
     _, cache = run  # the synthetic data is already generated
     args = _args(tmp_path, cache)
     args[args.index("--data.batch-size") + 1] = "1"  # 2 processes x 1 object: the global batch of 2
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={port}"]
-    result = subprocess.run(
-        [*launcher, "--master-addr=127.0.0.1", train.__file__, *args],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    result = torchrun(APP_DIR / "train.py", args)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     for stage, steps in STEPS.items():
-        assert [(r["step"], r["world_size"]) for r in _log(tmp_path) if r["stage"] == stage][-1] == (steps, 2)
+        assert [(r["step"], r["world_size"]) for r in metrics_log(tmp_path) if r["stage"] == stage][-1] == (steps, 2)
     assert (tmp_path / "eval" / "test" / "table.md").is_file()
     assert result.stdout.count("table: ") == 1  # rank 0 alone prints (and evaluates)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from data import SRNDataError, SRNDataset, check_dataset, find_split_dir, main, read_image, read_pose
+from app_srn.data import SRNDataError, SRNDataset, check_dataset, find_split_dir, main, read_image, read_pose
 
 APP_DIR = Path(__file__).resolve().parents[1]
 
@@ -138,7 +138,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "text pose": (text_pose, "malformed pose"),
     "garbage png": (garbage_png, "unreadable PNG"),
     "truncated png": (truncated_png, "unreadable PNG"),
-    "wrong image size": (wrong_size_png, "wrong image size 17x16 (width x height), intrinsics say 16x16"),
+    "wrong image size": (wrong_size_png, "wrong image size 17x16 (width x height), expected 16x16"),
     "missing intrinsics": (remove_intrinsics, "missing intrinsics file"),
     "one-line intrinsics": (one_line_intrinsics, "malformed intrinsics"),
     "wordy intrinsics": (wordy_intrinsics, "malformed intrinsics"),
@@ -163,7 +163,7 @@ def test_malformed_file_raises_srn_data_error_naming_its_path(dataset_copy: Path
 
 def test_check_dataset_finds_every_planted_problem(dataset_copy: Path) -> None:
     clean = check_dataset(dataset_copy)
-    assert clean.ok and [s.objects for s in clean.splits] == [2, 1, 2] and clean.splits[0].views == 12
+    assert clean.ok and [s.items for s in clean.splits] == [2, 1, 2] and clean.splits[0].views == 12
     train_a, train_b = sorted((dataset_copy / "synthetic_train").iterdir())
     test_a = first_object(dataset_copy, "test")
     planted = {

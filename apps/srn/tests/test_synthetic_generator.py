@@ -1,6 +1,5 @@
 """The synthetic generator: deterministic bytes, cached by options, interrupted runs redone; objects fit SRN's depth
-range from every camera; front and back differ; ray casting hits the analytic surfaces; adaptive anti-aliasing
-agrees with full supersampling."""
+range from every camera; front and back differ (the ray caster itself is tested in splat-apps)."""
 
 import math
 import os
@@ -9,13 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from synthetic import (
-    BOX,
+
+from app_srn.synthetic import (
     CAMERA_DISTANCE,
-    CYLINDER,
-    ELLIPSOID,
-    HIT_FUNCTIONS,
-    MARKER,
     MAX_OBJECT_RADIUS,
     Scene,
     SyntheticOptions,
@@ -29,6 +24,7 @@ from synthetic import (
     spiral_poses,
     synthetic_intrinsics,
 )
+from splat_apps.synthetic.cache import MARKER
 
 SMALL = SyntheticOptions(
     resolution=12,
@@ -138,46 +134,6 @@ def test_front_and_back_have_different_colours_so_one_view_is_ambiguous() -> Non
         assert change[1] > 0.05 and change[0] < 0.25 * change[1], change
 
 
-@pytest.mark.parametrize("kind", [ELLIPSOID, BOX, CYLINDER])
-def test_ray_hits_lie_on_the_surface_with_outward_normals_and_misses_never_enter(kind: int) -> None:
-    generator = torch.Generator().manual_seed(kind)
-    sizes = torch.tensor([0.3, 0.2, 0.15])
-    origins = torch.nn.functional.normalize(torch.randn(4000, 3, generator=generator), dim=-1) * 1.2
-    targets = (torch.rand(4000, 3, generator=generator) - 0.5) * 0.8
-    directions = (targets - origins) * (0.5 + torch.rand(4000, 1, generator=generator))
-    t, normals = HIT_FUNCTIONS[kind](origins, directions, sizes)
-    hit = torch.isfinite(t)
-    assert 0.2 < hit.float().mean() < 0.95
-    q = (origins + t.nan_to_num(posinf=0)[:, None] * directions)[hit] / sizes
-    level = {
-        ELLIPSOID: q.norm(dim=-1),
-        BOX: q.abs().amax(dim=-1),
-        CYLINDER: torch.maximum(q[:, :2].norm(dim=-1), q[:, 2].abs()),
-    }[kind]
-    torch.testing.assert_close(level, torch.ones_like(level), atol=1e-4, rtol=0)
-    assert ((normals[hit] * directions[hit]).sum(-1) < 0).all()
-    steps = torch.linspace(0, 3, 600)
-    samples = (origins[~hit, None] + steps[:, None] * directions[~hit, None]) / sizes
-    inside = {
-        ELLIPSOID: samples.norm(dim=-1) < 1 - 1e-3,
-        BOX: samples.abs().amax(dim=-1) < 1 - 1e-3,
-        CYLINDER: torch.maximum(samples[..., :2].norm(dim=-1), samples[..., 2].abs()) < 1 - 1e-3,
-    }[kind]
-    assert not inside.any()
-
-
-def test_adaptive_antialiasing_agrees_with_full_supersampling() -> None:
-    poses = spiral_poses(6)
-    K = synthetic_intrinsics(48).expand(6, 3, 3)
-    for seed in range(3):
-        scene = scene_for(seed)
-        full = render_scene(scene, poses, K, 48, 48, supersampling=3, adaptive=False).rgb
-        adaptive = render_scene(scene, poses, K, 48, 48, supersampling=3).rgb
-        aliased = render_scene(scene, poses, K, 48, 48, supersampling=1).rgb
-        error = (adaptive - full).abs().mean()
-        assert error < 0.05 * (aliased - full).abs().mean()
-
-
 def test_background_is_white_and_the_object_is_centred_and_fills_the_view() -> None:
     scene = scene_for(0)
     rgb = render_scene(scene, spiral_poses(8), synthetic_intrinsics(32).expand(8, 3, 3), 32, 32).rgb
@@ -188,7 +144,7 @@ def test_background_is_white_and_the_object_is_centred_and_fills_the_view() -> N
 
 
 def test_generation_leaves_no_partial_folder_when_it_fails(tmp_path: Path, monkeypatch) -> None:
-    import synthetic
+    from app_srn import synthetic
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")

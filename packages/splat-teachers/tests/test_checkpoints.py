@@ -18,8 +18,8 @@ from splat_teachers import (
     save_checkpoint,
     splatter_image_preset,
 )
-from splat_teachers._config_io import config_from_dict, config_to_dict
 from splat_teachers.checkpoints import checkpoint_paths
+from splat_teachers.config_io import config_from_dict, config_to_dict
 from splat_teachers.flash3d import Flash3DConfig
 from splat_teachers.splatter_image import SplatterImageConfig
 

@@ -19,9 +19,16 @@ def _model() -> nn.Module:
 TRUE_WEIGHTS = torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
 
 
-def _sample(step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.randn(32, 4, generator=generator)
-    return x, x @ TRUE_WEIGHTS + 0.01 * torch.randn(32, 1, generator=generator)
+class _Points:
+    """A `BatchSource` of noisy linear-regression points: item k of a batch is drawn from its seed."""
+
+    num_items, batch_size = 1000, 32
+
+    def make_batch(self, items, seeds) -> tuple[torch.Tensor, torch.Tensor]:
+        generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+        x = torch.stack([torch.randn(4, generator=g) for g in generators])
+        noise = torch.stack([torch.randn(1, generator=g) for g in generators])
+        return x, x @ TRUE_WEIGHTS + 0.01 * noise
 
 
 def _run(run_dir: pathlib.Path, max_steps: int, nan_at: int | None = None, **overrides):
@@ -29,7 +36,7 @@ def _run(run_dir: pathlib.Path, max_steps: int, nan_at: int | None = None, **ove
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     calls = {"n": 0}
 
-    def compute_loss(batch, generator) -> LossOutput:
+    def compute_loss(batch) -> LossOutput:
         calls["n"] += 1
         x, y = batch
         loss = (model(x) - y).square().mean()
@@ -44,7 +51,7 @@ def _run(run_dir: pathlib.Path, max_steps: int, nan_at: int | None = None, **ove
         stage="toy",
         model=model,
         optimizer=optimizer,
-        sample_batch=_sample,
+        batches=_Points(),
         compute_loss=compute_loss,
         config=config,
         run_dir=run_dir,

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from splat_train import MetricAccumulator, gaussian_map_loss, l1, l2, psnr, ssim, ssim_loss
+from splat_train import ScoreAccumulator, gaussian_map_loss, l1, l2, psnr, ssim, ssim_loss
 from splat_train.perceptual import LPIPSWeightsMissing, load_lpips_vgg
 from splat_train.ssim import C1, C2, gaussian_window
 
@@ -88,15 +88,24 @@ def test_ssim_matches_its_definition_on_small_images() -> None:
     assert math.isclose(float(ssim(x, y)), _naive_ssim(x, y), rel_tol=1e-10)
 
 
-def test_metric_accumulator_averages_per_object_then_over_objects() -> None:
-    accumulator = MetricAccumulator()
-    accumulator.add("a", {"psnr": torch.tensor([10.0, 20.0])})
-    accumulator.add("b", {"psnr": torch.tensor(30.0)})
-    accumulator.add("a", {"psnr": torch.tensor(50.0)}, is_input=True)
+def test_score_accumulator_averages_per_item_then_over_items_in_each_slot() -> None:
+    accumulator = ScoreAccumulator()
+    accumulator.add("a", "novel", {"psnr": torch.tensor([10.0, 20.0])})
+    accumulator.add("b", "novel", {"psnr": torch.tensor(30.0)})
+    accumulator.add("a", "input", {"psnr": torch.tensor(50.0)})
     summary = accumulator.summary()
-    assert summary["psnr"] == 22.5  # (15 + 30) / 2, not the per-view mean 20
-    assert summary["psnr_input"] == 50.0 and summary["objects"] == 2
-    assert accumulator.per_object()["a"] == {"psnr": 15.0, "psnr_input": 50.0}
+    assert summary["novel"]["psnr"] == 22.5  # (15 + 30) / 2, not the per-view mean 20
+    assert summary["novel"]["items"] == 2 and summary["input"] == {"psnr": 50.0, "items": 1}
+    assert accumulator.per_item()["a"] == {"novel": {"psnr": 15.0}, "input": {"psnr": 50.0}}
+    assert list(summary) == ["novel", "input"]  # slots in the order they were first seen
+
+
+def test_score_accumulator_with_one_view_per_slot_is_the_mean_over_items() -> None:
+    accumulator = ScoreAccumulator()
+    values = torch.tensor([3.0, 5.0, 10.0])
+    for row, value in enumerate(values):
+        accumulator.add(f"row {row}", "tgt5", {"ssim": value})
+    assert accumulator.summary()["tgt5"]["ssim"] == float(values.mean())
 
 
 def test_missing_lpips_weights_fail_with_one_line_naming_the_path(tmp_path: pathlib.Path) -> None:

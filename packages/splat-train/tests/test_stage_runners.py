@@ -16,6 +16,7 @@ from splat_train.stages import (
     MultistepConfig,
     TeacherStageConfig,
     bootstrap,
+    bootstrap_loss,
     multistep,
     multistep_loss,
     train_teacher,
@@ -23,6 +24,8 @@ from splat_train.stages import (
 from splat_train.student import map_statistics
 
 BATCH = F.batch([0, 1], angles=(0.0, 50.0))
+WHITE = (1.0, 1.0, 1.0)
+SHARED = {"diffusion": DiffusionConfig(), "background": WHITE}
 
 
 def _loop(steps: int, **overrides) -> LoopConfig:
@@ -49,7 +52,7 @@ def _mean(values: list[float]) -> float:
 def test_teacher_stage_decreases_its_loss(tmp_path: pathlib.Path) -> None:
     teacher = F.tiny_teacher()
     config = TeacherStageConfig(loop=_loop(25), learning_rate=3e-3)
-    train_teacher(teacher, lambda step, generator: BATCH, config, tmp_path)
+    train_teacher(teacher, F.FixedBatches(BATCH), config, tmp_path, background=WHITE)
     losses = _losses(tmp_path, "teacher")
     assert len(losses) == 25 and _mean(losses[-3:]) < 0.7 * _mean(losses[:3])
 
@@ -57,15 +60,18 @@ def test_teacher_stage_decreases_its_loss(tmp_path: pathlib.Path) -> None:
 def test_bootstrap_stage_decreases_its_loss(tmp_path: pathlib.Path) -> None:
     teacher = F.tiny_teacher()
     config = BootstrapConfig(loop=_loop(25), learning_rate=2e-3)
-    bootstrap(_student(teacher), teacher, lambda step, generator: BATCH, config, tmp_path)
+    bootstrap(_student(teacher), teacher, F.FixedBatches(BATCH), config, tmp_path, **SHARED)
     maps = _losses(tmp_path, "bootstrap", "map")
     assert _mean(maps[-5:]) < 0.7 * _mean(maps[:5])
 
 
 def test_multistep_stage_decreases_its_loss(tmp_path: pathlib.Path) -> None:
     teacher = F.tiny_teacher()
-    config = MultistepConfig(loop=_loop(12), learning_rate=1e-3, diffusion=DiffusionConfig(ddim_steps=4))
-    multistep(_student(teacher), teacher, lambda step, generator: BATCH, config, tmp_path)
+    config = MultistepConfig(loop=_loop(12), learning_rate=1e-3)
+    diffusion = DiffusionConfig(ddim_steps=4)
+    multistep(
+        _student(teacher), teacher, F.FixedBatches(BATCH), config, tmp_path, diffusion=diffusion, background=WHITE
+    )
     losses = _losses(tmp_path, "multistep", "image")
     assert _mean(losses[-3:]) < _mean(losses[:3])
 
@@ -90,8 +96,10 @@ def _multistep_gradients(student, teacher, checkpoint: bool) -> tuple[list[torch
     _CountBackward.calls = 0
     handle = student.network.register_forward_hook(lambda module, args, output: _CountBackward.apply(output))
     try:
+        diffusion = DiffusionConfig()
+        batch = BATCH.with_seeds([0, 1])
         output = multistep_loss(
-            student, teacher, config.diffusion.make_schedule(), BATCH, config, torch.Generator().manual_seed(0)
+            student, teacher, diffusion.make_schedule(), batch, config, diffusion=diffusion, background=WHITE
         )
         grads = torch.autograd.grad(output.loss, list(student.parameters()))
     finally:
@@ -116,7 +124,7 @@ def test_bootstrap_resumes_bit_for_bit(tmp_path: pathlib.Path) -> None:
         teacher = F.tiny_teacher()
         student = _student(teacher)
         config = BootstrapConfig(loop=_loop(steps, checkpoint_every=100), learning_rate=1e-3)
-        bootstrap(student, teacher, lambda step, generator: BATCH, config, run_dir)
+        bootstrap(student, teacher, F.FixedBatches(BATCH), config, run_dir, **SHARED)
         return student
 
     straight = run(tmp_path / "straight", 6)
@@ -129,9 +137,16 @@ def test_bootstrap_resumes_bit_for_bit(tmp_path: pathlib.Path) -> None:
 def test_a_nan_in_the_data_stops_the_stage_with_the_step_and_checkpoint(tmp_path: pathlib.Path) -> None:
     teacher = F.tiny_teacher()
     broken = dataclasses.replace(BATCH, target_images=BATCH.target_images * torch.nan)
-
-    def sample(step: int, generator: torch.Generator):
-        return broken if step == 2 else BATCH
-
+    source = F.FixedBatches(BATCH, replacements={2: broken})
+    config = TeacherStageConfig(loop=_loop(5), learning_rate=1e-3)
     with pytest.raises(NonFiniteLossError, match=r"teacher: loss is nan at step 3; stopped.*step_00000002"):
-        train_teacher(teacher, sample, TeacherStageConfig(loop=_loop(5), learning_rate=1e-3), tmp_path)
+        train_teacher(teacher, source, config, tmp_path, background=WHITE)
+
+
+def test_the_stage_losses_refuse_a_batch_without_per_sample_seeds() -> None:
+    teacher = F.tiny_teacher().eval().requires_grad_(False)
+    diffusion = DiffusionConfig()
+    with pytest.raises(ValueError, match="per-sample seeds"):
+        bootstrap_loss(
+            _student(teacher), teacher, diffusion.make_schedule(), BATCH, BootstrapConfig(), t_star=20, background=WHITE
+        )

@@ -1,6 +1,8 @@
 """Tiny models and a tiny multi-view dataset for the splat-train tests (32x32, CPU, seconds)."""
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 
@@ -78,3 +80,25 @@ def batch(seeds: list[int], angles: list[float] = (0.0, 40.0, -60.0), background
         target_images=images[:, 1:],
         target_cameras=cameras.select_views(slice(1, None)),
     )
+
+
+@dataclass
+class FixedBatches:
+    """A `BatchSource` whose every batch is `batch` (one item per object), except the n-th call for n in
+    `replacements` (e.g. a batch with a NaN at some step)."""
+
+    batch: ViewBatch
+    replacements: dict[int, ViewBatch] = field(default_factory=dict)
+    calls: int = 0
+
+    @property
+    def num_items(self) -> int:
+        return self.batch.batch_size
+
+    @property
+    def batch_size(self) -> int:
+        return self.batch.batch_size
+
+    def make_batch(self, items: Sequence[int], seeds: Sequence[int]) -> ViewBatch:
+        self.calls += 1
+        return self.replacements.get(self.calls - 1, self.batch)

@@ -13,7 +13,10 @@ def render_gsplat(
     sh_degree: int,
     config,
 ) -> RenderOutput:
-    from gsplat import rasterization
+    try:
+        from gsplat import rasterization
+    except ImportError:
+        raise ValueError("backend='gsplat' needs gsplat: install splat-render[gpu]") from None
 
     colors, alphas, _ = rasterization(
         means=gaussians.means,

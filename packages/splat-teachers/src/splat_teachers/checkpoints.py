@@ -15,8 +15,8 @@ from safetensors.torch import save_file
 
 from splat_render.ply import save_ply
 
-from ._config_io import config_from_dict, config_to_dict
 from ._state_dict import load_state_dict_strict, read_state_dict
+from .config_io import config_from_dict, config_to_dict
 from .flash3d import Flash3D, Flash3DConfig
 from .protocol import TeacherOutput
 from .splatter_image import SplatterImage, SplatterImageConfig

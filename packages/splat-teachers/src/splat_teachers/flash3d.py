@@ -64,13 +64,23 @@ class ResNetConfig:
     @property
     def imagenet_weights(self):
         """torchvision's ImageNet weights for this body (Flash3D's choice), or None if it is not resnet18/50."""
-        import torchvision  # imported on use: it takes seconds to import
-
+        torchvision = _torchvision()
         if (self.block, self.layers) == ("basic", (2, 2, 2, 2)):
             return torchvision.models.ResNet18_Weights.IMAGENET1K_V1
         if (self.block, self.layers) == ("bottleneck", (3, 4, 6, 3)):
             return torchvision.models.ResNet50_Weights.IMAGENET1K_V2
         return None
+
+
+def _torchvision():
+    """torchvision, imported on use (it takes seconds to import; only Flash3D's ResNet encoders need it)."""
+    try:
+        import torchvision
+    except ImportError:
+        raise ImportError(
+            "Flash3D's ResNet encoders need torchvision: install splat-teachers[flash3d] (pip install torchvision)"
+        ) from None
+    return torchvision
 
 
 RESNET50 = ResNetConfig("bottleneck", (3, 4, 6, 3))
@@ -211,8 +221,7 @@ class ResNetEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.config = config
-        import torchvision  # imported on use: it takes seconds to import
-
+        torchvision = _torchvision()
         block = (
             torchvision.models.resnet.Bottleneck
             if config.block == "bottleneck"

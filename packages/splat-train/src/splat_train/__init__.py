@@ -2,14 +2,16 @@
 the stage runners (teacher, stage 1 bootstrap, stage 2 multi-step fine-tuning)."""
 
 from . import distributed
-from .batch import BatchSampler, BatchSource, SeededExamples, ViewBatch
+from .batch import BatchSource, SeededExamples, ViewBatch
 from .cycle import cycle_consistency_loss
-from .loop import LoopConfig, LoopResult, LossOutput, NonFiniteLossError, run_loop
+from .loop import LoopConfig, LoopProgress, LoopResult, LossOutput, NonFiniteLossError, run_loop
 from .losses import gaussian_map_loss, l1, l2, lpips_loss, ssim_loss
-from .metrics import MetricAccumulator, image_metrics, psnr
+from .metrics import ScoreAccumulator, image_metrics, psnr
 from .perceptual import LPIPSWeightsMissing, load_lpips_vgg
+from .runs import StageConfigs, run_stages, stage_weights
 from .ssim import ssim
 from .stages import (
+    Background,
     BootstrapConfig,
     DiffusionConfig,
     MultistepConfig,
@@ -21,20 +23,22 @@ from .stages import (
 from .student import GaussianDenoiser, MapNormalizer, StudentConfig, map_statistics, sample
 
 __all__ = [
-    "BatchSampler",
+    "Background",
     "BatchSource",
     "BootstrapConfig",
     "DiffusionConfig",
     "GaussianDenoiser",
     "LPIPSWeightsMissing",
     "LoopConfig",
+    "LoopProgress",
     "LoopResult",
     "LossOutput",
     "MapNormalizer",
-    "MetricAccumulator",
     "MultistepConfig",
     "NonFiniteLossError",
+    "ScoreAccumulator",
     "SeededExamples",
+    "StageConfigs",
     "StudentConfig",
     "TeacherStageConfig",
     "ViewBatch",
@@ -51,8 +55,10 @@ __all__ = [
     "multistep",
     "psnr",
     "run_loop",
+    "run_stages",
     "sample",
     "ssim",
     "ssim_loss",
+    "stage_weights",
     "train_teacher",
 ]

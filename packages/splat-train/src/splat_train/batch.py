@@ -27,8 +27,7 @@ class ViewBatch:
 
     `seeds` are the per-sample seeds the stage losses draw every random number from (t, t_start, noise; see
     `splat_train.sharding`), so that a sample's loss does not depend on which rank or batch it lands in. The loop sets
-    them when it draws from a `BatchSource`; None (a batch from an old `sample_batch(step, generator)` callable) means
-    the losses draw the per-sample seeds from the loop's generator instead. They stay on the CPU.
+    them when it draws from a `BatchSource`; evaluation batches need none. They stay on the CPU.
     """
 
     source_images: Float[Tensor, "batch 3 height width"]
@@ -78,11 +77,6 @@ class ViewBatch:
     def with_seeds(self, seeds: Sequence[int]) -> "ViewBatch":
         """The same batch with per-sample `seeds`."""
         return replace(self, seeds=torch.tensor([int(s) for s in seeds], dtype=torch.int64))
-
-
-BatchSampler = Callable[[int, torch.Generator], ViewBatch]
-"""The single-process data API: `sample_batch(step, generator) -> ViewBatch`, every draw from the loop's generator.
-Still accepted by every runner (one process only); `BatchSource` works on any number of ranks."""
 
 
 @runtime_checkable

@@ -31,7 +31,6 @@ class TrainingState:
     optimizer: dict[str, Any]
     rng: dict[str, Tensor]
     config: dict[str, Any]
-    extra: dict[str, Any]
 
 
 def _flatten_optimizer(state_dict: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -75,7 +74,6 @@ def save_checkpoint(directory: str | os.PathLike, state: TrainingState, keep: in
         "step": str(state.step),
         "config": json.dumps(state.config),
         "optimizer": json.dumps(optimizer_meta),
-        "extra": json.dumps(state.extra),
         "format": "lesson-splats training checkpoint v1",
     }
     path = checkpoint_path(directory, state.step)
@@ -131,7 +129,6 @@ def load_checkpoint(path: str | os.PathLike) -> TrainingState:
         optimizer=_unflatten_optimizer(optimizer_tensors, json.loads(metadata["optimizer"])),
         rng=group("rng"),
         config=json.loads(metadata["config"]),
-        extra=json.loads(metadata["extra"]),
     )
 
 

@@ -4,13 +4,11 @@
   the MSE is floored at 1e-10, so PSNR is at most 100 dB and means stay finite (no inf / NaN).
 * SSIM: 3DGS SSIM (see `splat_train.ssim`).
 * LPIPS-VGG on inputs mapped to [−1, 1] (see `splat_train.perceptual`).
-* Aggregation (`MetricAccumulator`): per object, the mean over its novel views; then the mean over objects. The
-  input (conditioning) view is averaged separately and reported as `*_input`.
+* Aggregation (`ScoreAccumulator`): per item (object) and slot (novel views, the input view, ...), the mean over its
+  views; then, per slot, the mean over items.
 """
 
 import math
-from collections import defaultdict
-from dataclasses import dataclass, field
 
 import torch
 from jaxtyping import Float
@@ -45,36 +43,42 @@ def image_metrics(
     return scores
 
 
-@dataclass
-class MetricAccumulator:
-    """Collects per-view scores per object; `summary()` gives per-object means and the protocol's overall means."""
+class ScoreAccumulator:
+    """Per-view scores grouped by item (an object, a sequence, a split row) and slot (which kind of view: `novel`,
+    `input`, `tgt5`, ...). `summary()` gives, per slot, the mean over items of each item's mean over its views of that
+    slot — pixelNeRF / Splatter Image's per-object means, and Flash3D's per-slot means when an item has one view per
+    slot."""
 
-    _novel: dict[str, dict[str, list[float]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
-    _input: dict[str, dict[str, list[float]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
+    def __init__(self) -> None:
+        self._scores: dict[str, dict[str, dict[str, list[float]]]] = {}  # item -> slot -> metric -> values
 
-    def add(self, object_id: str, scores: dict[str, Tensor], *, is_input: bool = False) -> None:
-        """Record the scores of one or more views (`scores[name]` of shape [views] or scalar) of `object_id`."""
-        target = self._input if is_input else self._novel
+    def add(self, item: str, slot: str, scores: dict[str, Tensor]) -> None:
+        """Record the scores of one or more views (`scores[name]` of shape [views] or scalar) of `item` in `slot`."""
+        table = self._scores.setdefault(item, {}).setdefault(slot, {})
         for name, values in scores.items():
-            target[object_id][name].extend(float(v) for v in torch.as_tensor(values).flatten())
+            table.setdefault(name, []).extend(float(v) for v in torch.as_tensor(values).flatten())
 
-    @staticmethod
-    def _means(table: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
-        return {obj: {name: sum(v) / len(v) for name, v in scores.items() if v} for obj, scores in table.items()}
+    def per_item(self) -> dict[str, dict[str, dict[str, float]]]:
+        """item -> slot -> metric -> the mean over the item's views in that slot."""
+        return {
+            item: {
+                slot: {name: sum(values) / len(values) for name, values in metrics.items() if values}
+                for slot, metrics in slots.items()
+            }
+            for item, slots in self._scores.items()
+        }
 
-    def per_object(self) -> dict[str, dict[str, float]]:
-        novel = self._means(self._novel)
-        for obj, scores in self._means(self._input).items():
-            novel.setdefault(obj, {}).update({f"{name}_input": value for name, value in scores.items()})
-        return novel
-
-    def summary(self) -> dict[str, float]:
-        """Mean over objects of each object's mean over novel views (and `*_input` for the input views)."""
-        result: dict[str, float] = {}
-        for suffix, table in (("", self._novel), ("_input", self._input)):
-            means = self._means(table)
-            for name in sorted({n for scores in means.values() for n in scores}):
-                values = [scores[name] for scores in means.values() if name in scores]
-                result[f"{name}{suffix}"] = sum(values) / len(values) if values else math.nan
-        result["objects"] = float(len(self._novel))
+    def summary(self) -> dict[str, dict[str, float]]:
+        """slot -> metric -> the mean over items of the per-item means, and `items`: how many items have the slot."""
+        means = self.per_item()
+        slots = list(dict.fromkeys(slot for item in means.values() for slot in item))
+        result: dict[str, dict[str, float]] = {}
+        for slot in slots:
+            items = [item[slot] for item in means.values() if slot in item]
+            names = list(dict.fromkeys(name for scores in items for name in scores))
+            result[slot] = {
+                name: sum(values) / len(values) if (values := [s[name] for s in items if name in s]) else math.nan
+                for name in names
+            }
+            result[slot]["items"] = float(len(items))
         return result

@@ -37,7 +37,10 @@ def load_lpips_vgg(vgg16_path: str | os.PathLike | None = None) -> nn.Module:
             f"LPIPS needs the ImageNet VGG16 weights at {path} (download {VGG16_URL} there on a machine with "
             f"network access, or pass its path); run with LPIPS off otherwise"
         )
-    import lpips
+    try:
+        import lpips
+    except ImportError:
+        raise LPIPSWeightsMissing("LPIPS needs the lpips package: install splat-train[lpips]") from None
 
     with warnings.catch_warnings():
         # lpips passes torchvision's deprecated `pretrained=` argument and prints nothing with verbose=False.

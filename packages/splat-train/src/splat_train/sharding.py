@@ -17,7 +17,6 @@ from the checkpoint's step with the partition of the current world size; if that
 batch (b × W) changes with it.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,8 +129,3 @@ class ShardedSampler:
             items.append(self._epoch_indices(epoch)[offset])
             seeds.append(sample_seed(self.seed, epoch, offset * self.world_size + self.rank))
         return RankBatch(tuple(items), tuple(seeds))
-
-
-def item_generators(seeds: Sequence[int]) -> list[torch.Generator]:
-    """The generators an app's `make_batch(items, seeds)` draws each item's random choices from."""
-    return [torch.Generator().manual_seed(int(seed)) for seed in seeds]

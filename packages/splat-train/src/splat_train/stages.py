@@ -8,17 +8,18 @@
   through every step* (per-step activation checkpointing), the rendering losses of the trajectory's x0 predictions
   are weighted by λ_t, plus L_cyc; no 3D loss.
 
+Both student stages share one diffusion process (`DiffusionConfig`) and every stage renders on one background
+colour: the runners take them as arguments (`diffusion=`, `background=`), so the stages cannot disagree about them.
+
 A stage gets its data from a `BatchSource` (the app builds the batch of the items the loop picks; any number of
-ranks) or, on one process, from the old `sample_batch(step, generator) -> ViewBatch` callable. The losses draw t,
-t_start and every noise tensor per sample, from generators seeded with the batch's per-sample seeds (one stream per
-draw, `splat_train.sharding`), so a sample's loss is the same on whichever rank and in whichever batch it lands, and
-they mask terms (t < t*) instead of skipping them, so every parameter takes part in every step (as DDP needs). Runs
-are deterministic on CPU and resume bit-for-bit.
+ranks). The losses draw t, t_start and every noise tensor per sample, from generators seeded with the batch's
+per-sample seeds (one stream per draw, `splat_train.sharding`), so a sample's loss is the same on whichever rank and
+in whichever batch it lands, and they mask terms (t < t*) instead of skipping them, so every parameter takes part in
+every step (as DDP needs). Runs are deterministic on CPU and resume bit-for-bit.
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from jaxtyping import Int
@@ -36,49 +37,21 @@ from splat_diffusion import (
 )
 from splat_render import Cameras, Gaussians, render
 
-from .batch import BatchSampler, BatchSource, ViewBatch
+from .batch import BatchSource, ViewBatch
 from .cycle import cycle_consistency_loss
-from .loop import LoopConfig, LoopResult, LossOutput, run_loop
+from .loop import LoopConfig, LoopResult, LossOutput, ProgressCallback, run_loop
 from .losses import gaussian_map_loss, l2, lpips_loss
 from .sharding import STREAM_CYCLE_NOISE, STREAM_NOISE, STREAM_TIMESTEP, per_sample_normal, per_sample_timesteps
 from .student import GaussianDenoiser, student_gaussians, teacher_targets
 
-Batches = BatchSource | BatchSampler  # what every runner accepts as its data
+Background = tuple[float, float, float]  # RGB in [0, 1] behind every render of a run
 
 
-@dataclass(frozen=True)
-class _Seeded:
-    """A `BatchSource` whose batches carry the loop's per-sample seeds (`ViewBatch.seeds`)."""
-
-    source: BatchSource
-
-    @property
-    def num_items(self) -> int:
-        return self.source.num_items
-
-    @property
-    def batch_size(self) -> int:
-        return self.source.batch_size
-
-    def make_batch(self, items: Sequence[int], seeds: Sequence[int]) -> ViewBatch:
-        return self.source.make_batch(items, seeds).with_seeds(seeds)
-
-
-def loop_data(batches: Batches) -> dict[str, Any]:
-    """`run_loop`'s data arguments for a runner's `batches`: a `BatchSource` or an old `sample_batch` callable."""
-    if isinstance(batches, BatchSource):
-        return {"batches": _Seeded(batches)}
-    if callable(batches):
-        return {"sample_batch": batches}
-    raise ValueError(f"batches must be a BatchSource or a sample_batch(step, generator) callable, got {batches!r}")
-
-
-def sample_seeds(batch: ViewBatch, generator: torch.Generator) -> Int[Tensor, " batch"]:
-    """The batch's per-sample seeds; a batch without them (old `sample_batch` callables) gets seeds drawn from the
-    loop's `generator`."""
-    if batch.seeds is not None:
-        return batch.seeds
-    return torch.randint(0, 2**63 - 1, (batch.batch_size,), generator=generator)
+def batch_seeds(batch: ViewBatch) -> Int[Tensor, " batch"]:
+    """The batch's per-sample seeds (set by the loop on every batch it draws from a `BatchSource`)."""
+    if batch.seeds is None:
+        raise ValueError("the stage losses need per-sample seeds (ViewBatch.seeds); draw batches through run_loop")
+    return batch.seeds
 
 
 @dataclass(frozen=True)
@@ -105,34 +78,29 @@ class TeacherStageConfig:
     adam_eps: float = 1e-15  # Splatter Image's Adam epsilon
     lpips_weight: float = 0.01  # weight of LPIPS once enabled: loss = (1 − w) L2 + w LPIPS
     lpips_start_step: int | None = None  # enable LPIPS from this step on (None: never; needs the VGG16 weights)
-    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
 @dataclass(frozen=True)
 class BootstrapConfig:
     loop: LoopConfig = LoopConfig(max_steps=100_000, checkpoint_every=1000)
-    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     learning_rate: float = 1e-4
     map_weight: float = 1.0  # L_3DGS
     image_weight: float = 1.0  # L_image, for samples with t >= t*
     cycle_weight: float = 1.0  # L_cyc, for samples with t >= t* (0 disables)
-    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
 @dataclass(frozen=True)
 class MultistepConfig:
     loop: LoopConfig = LoopConfig(max_steps=20_000, checkpoint_every=500)
-    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     learning_rate: float = 2e-5
     weighting: WeightingKind = DEFAULT_WEIGHTING  # λ_t of the per-step rendering losses (see splat_diffusion.weighting)
     render_steps: Literal["all", "final"] = "all"  # render every step's x0 prediction, or only the final sample
     cycle_weight: float = 1.0
     checkpoint_steps: bool = True  # activation checkpointing per DDIM step (same values and gradients, less memory)
-    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
-def _background(config, like: Tensor) -> Tensor:
-    return torch.tensor(config.background, dtype=like.dtype, device=like.device)
+def background_tensor(background: Background, like: Tensor) -> Tensor:
+    return torch.tensor(background, dtype=like.dtype, device=like.device)
 
 
 def rendering_loss(gaussians: Gaussians, batch: ViewBatch, background: Tensor) -> Tensor:
@@ -164,11 +132,13 @@ def _frozen(teacher: nn.Module) -> nn.Module:
 
 def train_teacher(
     teacher: nn.Module,
-    batches: Batches,
+    batches: BatchSource,
     config: TeacherStageConfig,
     run_dir,
     *,
+    background: Background,
     lpips_model: nn.Module | None = None,
+    progress: ProgressCallback | None = None,
 ) -> LoopResult:
     """Train a teacher on rendered target views (Splatter Image recipe)."""
     if config.lpips_start_step is not None and lpips_model is None:
@@ -179,9 +149,11 @@ def train_teacher(
     def before_step(step: int) -> None:
         step_counter["step"] = step
 
-    def compute_loss(batch: ViewBatch, generator: torch.Generator) -> LossOutput:
+    def compute_loss(batch: ViewBatch) -> LossOutput:
         output = teacher(batch.source_images, batch.source_cameras, **batch.teacher_inputs)
-        rendered = render(output.gaussians, batch.target_cameras, background=_background(config, batch.source_images))
+        rendered = render(
+            output.gaussians, batch.target_cameras, background=background_tensor(background, batch.source_images)
+        )
         mse = l2(rendered.rgb, batch.target_images).mean()
         terms = {"l2": float(mse.detach())}
         loss = mse
@@ -195,12 +167,13 @@ def train_teacher(
         stage="teacher",
         model=teacher,
         optimizer=optimizer,
-        **loop_data(batches),
+        batches=batches,
         compute_loss=compute_loss,
         config=config.loop,
         run_dir=run_dir,
         stage_config=config,
         before_step=before_step,
+        progress=progress,
     )
 
 
@@ -210,22 +183,24 @@ def bootstrap_loss(
     schedule: Schedule,
     batch: ViewBatch,
     config: BootstrapConfig,
-    generator: torch.Generator,
+    *,
+    t_star: int,
+    background: Background,
 ) -> LossOutput:
     """Stage 1 (paper eq. L_bootstrap): single-step denoising of the noised teacher map from a random t.
 
     The image and cycle terms of samples with t < t* are multiplied by 0, not skipped: every parameter takes part
     in every step whichever t a rank draws (DDP without unused parameters)."""
-    seeds = sample_seeds(batch, generator)
+    seeds = batch_seeds(batch)
     clean = teacher_targets(teacher, student, batch.source_images, batch.source_cameras, **batch.teacher_inputs)
     t = per_sample_timesteps(schedule, seeds, STREAM_TIMESTEP).to(clean.device)
     noisy = q_sample(schedule, clean, t, per_sample_normal(seeds, STREAM_NOISE, clean))
     predicted = student(noisy, t, batch.source_images)
     map_loss = gaussian_map_loss(predicted, clean)
-    supervised = (t >= config.diffusion.t_star).to(clean.dtype)
+    supervised = (t >= t_star).to(clean.dtype)
     gaussians = student_gaussians(teacher, student, predicted, batch.source_cameras, **batch.teacher_inputs)
-    background = _background(config, clean)
-    image_loss = rendering_loss(gaussians, batch, background)
+    colour = background_tensor(background, clean)
+    image_loss = rendering_loss(gaussians, batch, colour)
     total = config.map_weight * map_loss + config.image_weight * supervised * image_loss
     terms = {"map": float(map_loss.mean().detach()), "image": float(image_loss.mean().detach())}
     if config.cycle_weight > 0:
@@ -238,7 +213,7 @@ def bootstrap_loss(
             t,
             per_sample_normal(seeds, STREAM_CYCLE_NOISE, clean),
             view=batch.num_views - 1,
-            background=background,
+            background=colour,
         )
         total = total + config.cycle_weight * supervised * cycle
         terms["cycle"] = float(cycle.mean().detach())
@@ -246,21 +221,32 @@ def bootstrap_loss(
 
 
 def bootstrap(
-    student: GaussianDenoiser, teacher: nn.Module, batches: Batches, config: BootstrapConfig, run_dir
+    student: GaussianDenoiser,
+    teacher: nn.Module,
+    batches: BatchSource,
+    config: BootstrapConfig,
+    run_dir,
+    *,
+    diffusion: DiffusionConfig,
+    background: Background,
+    progress: ProgressCallback | None = None,
 ) -> LoopResult:
     """Stage 1: train the student from the teacher (3D loss) and the images (rendering and cycle losses)."""
     teacher = _frozen(teacher)
-    schedule = config.diffusion.make_schedule().to(next(student.parameters()).device)
+    schedule = diffusion.make_schedule().to(next(student.parameters()).device)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.learning_rate)
     return run_loop(
         stage="bootstrap",
         model=student,
         optimizer=optimizer,
-        **loop_data(batches),
-        compute_loss=lambda batch, generator: bootstrap_loss(student, teacher, schedule, batch, config, generator),
+        batches=batches,
+        compute_loss=lambda batch: bootstrap_loss(
+            student, teacher, schedule, batch, config, t_star=diffusion.t_star, background=background
+        ),
         config=config.loop,
         run_dir=run_dir,
-        stage_config=config,
+        stage_config={"stage": config, "diffusion": diffusion, "background": background},
+        progress=progress,
     )
 
 
@@ -270,11 +256,12 @@ def multistep_loss(
     schedule: Schedule,
     batch: ViewBatch,
     config: MultistepConfig,
-    generator: torch.Generator,
+    *,
+    diffusion: DiffusionConfig,
+    background: Background,
 ) -> LossOutput:
     """Stage 2 (paper eq. L_mlt-stp + L_cyc): DDIM from the noised teacher map with gradients through all steps."""
-    diffusion = config.diffusion
-    seeds = sample_seeds(batch, generator)
+    seeds = batch_seeds(batch)
     clean = teacher_targets(teacher, student, batch.source_images, batch.source_cameras, **batch.teacher_inputs)
     t_start = per_sample_timesteps(schedule, seeds, STREAM_TIMESTEP, low=diffusion.t_star + 1).to(clean.device)
     timesteps = ddim_timesteps(schedule, diffusion.ddim_steps, t_start)  # [steps batch]
@@ -282,7 +269,7 @@ def multistep_loss(
     trajectory = unrolled_ddim(
         student.denoiser(batch.source_images), start, timesteps, schedule, checkpoint=config.checkpoint_steps
     )
-    background = _background(config, clean)
+    colour = background_tensor(background, clean)
     steps = list(range(trajectory.num_steps)) if config.render_steps == "all" else [trajectory.num_steps - 1]
     weights = timestep_weights(schedule, timesteps[steps], config.weighting, dtype=clean.dtype)  # [S batch]
     # all steps' x0 predictions rendered in one call (the steps become extra scenes of the batch)
@@ -290,7 +277,7 @@ def multistep_loss(
     gaussians = student_gaussians(
         teacher, student, trajectory.x0_hats[steps].flatten(0, 1), per_step.source_cameras, **per_step.teacher_inputs
     )
-    per_step = rendering_loss(gaussians, per_step, background).unflatten(0, (len(steps), batch.batch_size))
+    per_step = rendering_loss(gaussians, per_step, colour).unflatten(0, (len(steps), batch.batch_size))
     image_loss = (weights * per_step).sum(0) / weights.sum(0)
     total = image_loss
     terms = {"image": float(image_loss.mean().detach()), "final_image": float(per_step[-1].mean().detach())}
@@ -305,7 +292,7 @@ def multistep_loss(
             t_start,
             per_sample_normal(seeds, STREAM_CYCLE_NOISE, clean),
             view=batch.num_views - 1,
-            background=background,
+            background=colour,
         )
         total = total + config.cycle_weight * cycle
         terms["cycle"] = float(cycle.mean().detach())
@@ -313,19 +300,30 @@ def multistep_loss(
 
 
 def multistep(
-    student: GaussianDenoiser, teacher: nn.Module, batches: Batches, config: MultistepConfig, run_dir
+    student: GaussianDenoiser,
+    teacher: nn.Module,
+    batches: BatchSource,
+    config: MultistepConfig,
+    run_dir,
+    *,
+    diffusion: DiffusionConfig,
+    background: Background,
+    progress: ProgressCallback | None = None,
 ) -> LoopResult:
     """Stage 2: multi-step denoising fine-tuning with rendering losses only (no 3D loss)."""
     teacher = _frozen(teacher)
-    schedule = config.diffusion.make_schedule().to(next(student.parameters()).device)
+    schedule = diffusion.make_schedule().to(next(student.parameters()).device)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.learning_rate)
     return run_loop(
         stage="multistep",
         model=student,
         optimizer=optimizer,
-        **loop_data(batches),
-        compute_loss=lambda batch, generator: multistep_loss(student, teacher, schedule, batch, config, generator),
+        batches=batches,
+        compute_loss=lambda batch: multistep_loss(
+            student, teacher, schedule, batch, config, diffusion=diffusion, background=background
+        ),
         config=config.loop,
         run_dir=run_dir,
-        stage_config=config,
+        stage_config={"stage": config, "diffusion": diffusion, "background": background},
+        progress=progress,
     )

@@ -3,7 +3,7 @@ import importlib.util
 import pytest
 import torch
 
-from splat_train.visualize import check_animation_format, save_animation
+from splat_apps.visualize import check_animation_format, save_animation
 
 
 def test_gif_animation_round_trips_its_frame_count(tmp_path) -> None:

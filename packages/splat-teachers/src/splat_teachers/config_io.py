@@ -1,16 +1,31 @@
-"""Frozen config dataclasses <-> JSON-ready dicts (nested dataclasses, tuples, unions, literals)."""
+"""Frozen config dataclasses <-> JSON-ready values (nested dataclasses, tuples, unions, literals, paths): the one
+codec of the project's configs (teacher checkpoints, training checkpoints' metadata, experiment configs)."""
 
 import dataclasses
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 
+def to_jsonable(value: Any) -> Any:
+    """A JSON-ready copy of `value`: dataclass instances and dicts become dicts, tuples lists, paths strings."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
-    """A JSON-ready dict of a (nested) config dataclass; tuples become lists."""
+    """A JSON-ready dict of a (nested) config dataclass (`to_jsonable`)."""
     if not dataclasses.is_dataclass(config) or isinstance(config, type):
         raise ValueError(f"config must be a dataclass instance, got {type(config).__name__}")
-    return dataclasses.asdict(config)
+    return to_jsonable(config)
 
 
 def _convert(kind: Any, value: Any, where: str) -> Any:
@@ -47,6 +62,10 @@ def _convert(kind: Any, value: Any, where: str) -> Any:
         if len(args) != len(value):
             raise ValueError(f"{where}: expected {len(args)} items, got {len(value)}")
         return tuple(_convert(a, item, f"{where}[{i}]") for i, (a, item) in enumerate(zip(args, value, strict=True)))
+    if kind is Path:
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: expected a path, got {value!r}")
+        return Path(value)
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{where}: expected a number, got {value!r}")
@@ -59,7 +78,10 @@ def _convert(kind: Any, value: Any, where: str) -> Any:
 
 
 def config_from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
-    """Rebuild config dataclass `cls` from `config_to_dict` output; unknown or ill-typed fields are ValueErrors."""
+    """Rebuild config dataclass `cls` from `config_to_dict` output (missing fields take their defaults); unknown or
+    ill-typed fields are ValueErrors naming the field (`where` prefixes it, e.g. the file)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected an object for {cls.__name__}, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)

@@ -15,8 +15,9 @@ the height; (0, 0) is the top-left corner of the image and (1, 1) its bottom-rig
 resize is `K_normalized * [W, H, 1]` row-wise, which is how frames are resized to Flash3D's 256×384 (aspect 16:9 →
 3:2; Flash3D does the same).
 
-Training examples follow Flash3D: a source frame and targets at random distinct offsets within ±30 frames, cameras
-relative to the source (source camera = identity, `world_to_cam_j @ cam_to_world_src`), images in [0, 1].
+Training examples follow Flash3D: a source frame and targets at random distinct offsets within ±30 frames, as
+`splat_apps.views.ViewExample`s with cameras relative to the source (source camera = identity,
+`world_to_cam_j @ cam_to_world_src`), images in [0, 1]; `splat_apps.views.collate` stacks them into a `ViewBatch`.
 Chunks are read with `torch.load(..., weights_only=True)`: never unpickling anything but tensors, lists, dicts and
 strings; malformed chunks, txt lines and JPEGs raise a ValueError naming the file.
 """
@@ -37,7 +38,8 @@ from jaxtyping import Float, Int, UInt8
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from splat_render import Cameras, rigid_inverse
+from splat_apps.views import ViewExample, make_example
+from splat_render import rigid_inverse
 
 FLASH3D_SIZE = (256, 384)  # (height, width) of Flash3D's RealEstate10K frames (configs/dataset/re10k.yaml)
 CAMERA_COLUMNS = 18  # fx fy cx cy 0 0 + 3x4 world-to-camera, row-major
@@ -45,6 +47,7 @@ CHUNK_FIELDS = ("key", "url", "timestamps", "cameras", "images")
 JPEG_MAGIC = b"\xff\xd8\xff"  # start-of-image marker, then the first segment marker
 MAX_OFFSET = 30  # Flash3D: targets within ±30 frames of the source
 NEAR, FAR = 0.01, 100.0  # Flash3D's znear / zfar for RealEstate10K renders
+SPLIT_FILE = "test_files.txt"  # Flash3D's name for the evaluation split (splits/re10k_mine_filtered/test_files.txt)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -82,17 +85,6 @@ def pixel_intrinsics(normalized: Float[Tensor, "*batch 3 3"], height: int, width
     """
     scale = torch.tensor([width, height, 1.0], dtype=normalized.dtype, device=normalized.device)
     return normalized * scale[:, None]
-
-
-def relative_world_to_cam(
-    world_to_cam: Float[Tensor, "*batch views 4 4"], source: Float[Tensor, "*batch 4 4"]
-) -> Float[Tensor, "*batch views 4 4"]:
-    """World-to-camera matrices in the frame of the source camera: `world_to_cam_j @ cam_to_world_src`.
-
-    The source camera becomes the identity and the world frame becomes the source camera frame, where a
-    pixel-aligned teacher (Flash3D) puts its Gaussians (`process_gt_poses`: T_tgt_w2c @ T_src_c2w).
-    """
-    return world_to_cam @ rigid_inverse(source)[..., None, :, :]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -469,6 +461,15 @@ def open_dataset(root: str | os.PathLike, split: str, *, cached_chunks: int = 2)
     raise ValueError(f"{directory}: neither a pixelSplat split (index.json) nor RealEstate10K txt files")
 
 
+@dataclass(frozen=True)
+class DataSource:
+    """Where a run reads its frames: a root with train/ and test/ (either layout) and the evaluation split file."""
+
+    root: Path
+    split_file: Path
+    synthetic: bool
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Training examples
 
@@ -480,6 +481,7 @@ class ExampleConfig:
     size: tuple[int, int] = FLASH3D_SIZE  # (height, width) every frame is resized to; e.g. (64, 96) on CPU
     num_targets: int = 3  # target frames per example (Flash3D: gauss_novel_frames [-1, 1, 2])
     max_offset: int = MAX_OFFSET  # targets within ±max_offset frames of the source
+    render_source: bool = True  # the source frame is a target too (Flash3D renders frame 0)
     near: float = NEAR  # camera near / far planes of the rendered views
     far: float = FAR
 
@@ -488,27 +490,6 @@ class ExampleConfig:
             raise ValueError(f"size must be (height, width) with positive entries, got {self.size}")
         if not 1 <= self.num_targets <= self.max_offset:
             raise ValueError(f"num_targets must be in [1, max_offset={self.max_offset}], got {self.num_targets}")
-
-
-@dataclass(frozen=True)
-class Example:
-    """A source frame and its targets; cameras relative to the source (`world_to_cam[0]` is the identity)."""
-
-    key: str
-    indices: tuple[int, ...]  # frame indices into the sequence, source first
-    images: Float[Tensor, "views 3 height width"]  # RGB in [0, 1]
-    world_to_cam: Float[Tensor, "views 4 4"]
-    K: Float[Tensor, "views 3 3"]  # pixels of `images`
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Examples stacked batch first; view 0 of every scene is its source view."""
-
-    keys: tuple[str, ...]
-    indices: Int[Tensor, "batch views"]
-    images: Float[Tensor, "batch views 3 height width"]
-    cameras: Cameras
 
 
 def sample_target_indices(
@@ -529,52 +510,43 @@ def sample_target_indices(
     return [window[i] for i in order.tolist()]
 
 
-def load_example(sequence: FrameSequence, indices: list[int], size: tuple[int, int]) -> Example:
-    """Frames `indices` of `sequence` (the first is the source) resized to `size`, cameras relative to the source."""
+def load_example(
+    sequence: FrameSequence,
+    indices: list[int],
+    size: tuple[int, int],
+    *,
+    render_source: bool = True,
+    near: float = NEAR,
+    far: float = FAR,
+) -> ViewExample:
+    """Frames `indices` of `sequence` (the first is the source, the input view) resized to `size`, as a `ViewExample`
+    whose targets are all of them (`render_source`, Flash3D renders frame 0 too) or the frames after the source.
+    Cameras are relative to the source, computed in float64 (`process_gt_poses`: T_tgt_w2c @ T_src_c2w); the source
+    camera is the identity."""
     if not indices or not all(0 <= i < len(sequence) for i in indices):
         raise ValueError(f"indices must be frame indices of {sequence.key} in [0, {len(sequence)}), got {indices}")
     world_to_cam = sequence.world_to_cam[indices].double()
-    relative = relative_world_to_cam(world_to_cam, world_to_cam[0]).float()
     images = torch.stack([sequence.image(i, size) for i in indices])
-    return Example(
-        key=sequence.key,
-        indices=tuple(indices),
-        images=images,
-        world_to_cam=relative,
-        K=sequence.pixel_intrinsics(indices, size),
-    )
-
-
-def collate(examples: list[Example], *, near: float = NEAR, far: float = FAR) -> Batch:
-    """Stack examples (equal view counts and image sizes) into a batch with `splat_render.Cameras`."""
-    if not examples:
-        raise ValueError("collate needs at least one example")
-    shapes = {tuple(example.images.shape) for example in examples}
-    if len(shapes) != 1:
-        raise ValueError(f"examples must have equal numbers of views and image sizes, got {sorted(shapes)}")
-    images = torch.stack([example.images for example in examples])
-    cameras = Cameras(
-        world_to_cam=torch.stack([example.world_to_cam for example in examples]),
-        K=torch.stack([example.K for example in examples]),
-        width=images.shape[-1],
-        height=images.shape[-2],
+    return make_example(
+        sequence.key,
+        images,
+        world_to_cam,
+        sequence.pixel_intrinsics(indices, size),
+        0,
+        list(range(0 if render_source else 1, len(indices))),
         near=near,
         far=far,
-    )
-    return Batch(
-        keys=tuple(example.key for example in examples),
-        indices=torch.tensor([example.indices for example in examples], dtype=torch.int64),
-        images=images,
-        cameras=cameras,
+        view_indices=torch.tensor(indices, dtype=torch.int64),
+        cam_to_world=rigid_inverse(world_to_cam),
     )
 
 
 class TrainingExamples:
     """Every (sequence, source frame) pair of a split (Flash3D's training index), with random targets per draw.
 
-    Sequences with at most `num_targets` frames are left out (no distinct targets). `sample_batch` draws pairs
-    uniformly; with real chunks (~100 MB each) and a small chunk cache, scattered draws re-read chunks, so a
-    paper-scale run wants chunk-local sampling or a large `cached_chunks`.
+    Sequences with at most `num_targets` frames are left out (no distinct targets). The training loop draws pairs
+    in shuffled epochs (`splat_train.SeededExamples`); with real chunks (~100 MB each) and a small chunk cache,
+    scattered draws re-read chunks, so a paper-scale run wants chunk-local sampling or a large `cached_chunks`.
     """
 
     def __init__(self, dataset: SequenceDataset, config: ExampleConfig) -> None:
@@ -596,17 +568,12 @@ class TrainingExamples:
         position = int(torch.searchsorted(self.starts, torch.tensor(index), right=True)) - 1
         return self.keys[position], index - int(self.starts[position])
 
-    def example(self, index: int, generator: torch.Generator | None) -> Example:
+    def example(self, index: int, generator: torch.Generator | None) -> ViewExample:
+        """Pair `index` with `num_targets` random targets drawn from `generator`."""
         key, source = self.pair(index)
         sequence = self.dataset[key]
         cfg = self.config
         targets = sample_target_indices(len(sequence), source, cfg.num_targets, cfg.max_offset, generator)
-        return load_example(sequence, [source, *targets], cfg.size)
-
-    def sample_batch(self, batch_size: int, generator: torch.Generator | None) -> Batch:
-        """`batch_size` examples drawn uniformly (with replacement) over all (sequence, source) pairs."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        picks = torch.randint(len(self), (batch_size,), generator=generator).tolist()
-        examples = [self.example(index, generator) for index in picks]
-        return collate(examples, near=self.config.near, far=self.config.far)
+        return load_example(
+            sequence, [source, *targets], cfg.size, render_source=cfg.render_source, near=cfg.near, far=cfg.far
+        )
