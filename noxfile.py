@@ -18,7 +18,16 @@ nox.options.reuse_existing_virtualenvs = True
 
 ROOT = pathlib.Path(__file__).parent
 # Our packages, shape-checked by beartype through jaxtyping's import hook (STYLE.md §6, §8).
-CHECKED = ["splat_render", "splat_diffusion", "splat_teachers", "splat_train", "splat_apps", "app_srn", "app_co3d", "app_re10k"]
+CHECKED = [
+    "splat_render",
+    "splat_diffusion",
+    "splat_teachers",
+    "splat_train",
+    "splat_apps",
+    "app_srn",
+    "app_co3d",
+    "app_re10k",
+]
 TEST_DIRS = [
     *sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("packages/*/tests")),
     *sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("apps/*/tests")),

@@ -85,7 +85,10 @@ def test_the_training_package_needs_no_command_line_or_image_libraries() -> None
 
 def test_test_modules_have_unique_names() -> None:
     names = Counter(
-        path.name for path in ROOT.glob("*/**/tests/*.py") if path.name != "conftest.py" and ".venv" not in path.parts
+        path.name
+        for top in ("packages", "apps")
+        for path in (ROOT / top).glob("*/tests/*.py")
+        if path.name != "conftest.py"
     )
     names.update(path.name for path in (ROOT / "tests").glob("*.py"))
     assert not [name for name, count in names.items() if count > 1]
