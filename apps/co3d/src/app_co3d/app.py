@@ -1,6 +1,6 @@
-"""The Co3D app: preprocessed Co3D hydrants (or the built-in synthetic sequences), the Splatter Image teacher with its
-`hydrants` head (depths about each view's origin distance), the Splatter Image Co3D protocol — what
-`splat_apps.commands` needs (`splat_apps.contract.App`)."""
+"""The Co3D app (`splat_apps.contract.App`): preprocessed Co3D hydrants (or the built-in synthetic sequences), the
+Splatter Image teacher with its `hydrants` head (depths about each view's origin distance), the Splatter Image Co3D
+protocol, and sample.py's input."""
 
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,7 +13,7 @@ from splat_apps import SampleInput, StaticProtocol, collate
 from splat_apps.contract import App, AppDefaults
 from splat_apps.datacheck import DataError, given_folder
 from splat_apps.images import read_image
-from splat_apps.views import input_batch, resize_images
+from splat_apps.views import input_batch, resize_images, with_planes
 from splat_apps.visualize import turntable_cameras
 from splat_render import Cameras, rigid_inverse
 from splat_teachers import SplatterImage, SplatterImageConfig, head_preset
@@ -37,32 +37,8 @@ class SampleOptions:
     sequence_index: int = 0  # test sequence used when no --image is given
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Data and models
-
-
-def dataset_root(experiment: Co3DExperiment) -> Path:
-    """The co3d_<category>_for_gs folder to read: the given one, or the built-in synthetic data (generated once)."""
-    config = experiment.data
-    if config.root is None:
-        return generate(config.synthetic, config.cache_dir)
-    return given_folder("--data.root", config.root, "a preprocessed co3d_hydrant_for_gs folder")
-
-
 def open_split(experiment: Co3DExperiment, split: str, root: Path) -> Co3DDataset:
     return Co3DDataset(root, split, resolution=experiment.data.resolution)
-
-
-def training_batches(dataset: Co3DDataset, experiment: Co3DExperiment) -> SeededExamples:
-    """The training data of every stage: the loop picks the sequences (epochs of shuffled sequences, split across the
-    ranks under torchrun) and a seed per sequence; each sequence's input and target views are drawn from its seed."""
-    config = experiment.data
-    return SeededExamples(
-        num_items=len(dataset),
-        batch_size=config.batch_size,
-        example=lambda item, generator: dataset.training_example(item, config.num_targets, generator),
-        collate=lambda examples: collate(examples, experiment.device),
-    )
 
 
 def teacher_config(experiment: Co3DExperiment, resolution: int) -> SplatterImageConfig:
@@ -84,13 +60,7 @@ def build_teacher(experiment: Co3DExperiment, resolution: int) -> SplatterImage:
     return SplatterImage(teacher_config(experiment, resolution)).to(experiment.device)
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# sample.py's input
-
-
-def world_origin_and_up(
-    input_cam_to_world: Float[Tensor, "4 4"],
-) -> tuple[Float[Tensor, "3"], Float[Tensor, "3"]]:
+def world_origin_and_up(input_cam_to_world: Float[Tensor, "4 4"]) -> tuple[Float[Tensor, "3"], Float[Tensor, "3"]]:
     """The world origin (the normalised object's centre) and the world's +y axis (up after the sequence
     normalisation) in the input camera's frame."""
     cam_to_world = input_cam_to_world.double()
@@ -99,45 +69,29 @@ def world_origin_and_up(
 
 def orbit(center: Float[Tensor, "3"], up: Float[Tensor, "3"], cameras: Cameras, frames: int) -> Cameras:
     """`frames` cameras circling `center` about `up` at the input camera's distance from it, with its intrinsics."""
-    return turntable_cameras(
-        center.cpu(),
-        float(center.norm()),
-        cameras.K[0, 0].cpu(),
-        cameras.width,
-        cameras.height,
-        frames=frames,
-        up=up.cpu(),
-        near=RENDER_NEAR,
-        far=RENDER_FAR,
-    )
-
-
-def read_input_image(path: Path) -> Float[Tensor, "3 height width"]:
-    """RGB in [0, 1]; an alpha channel is composited on black (Co3D's background)."""
-    try:
-        return read_image(path, background=BACKGROUND)
-    except DataError as error:
-        raise ValueError(f"--image {path}: cannot read it as an image ({error.problem})") from None
-
-
-def mean_input_origin_distance(dataset: Co3DDataset) -> float:
-    """Mean origin distance of the evaluation split's input frames (view 0 of each sequence)."""
-    return float(torch.stack([dataset.load(i, [0]).origin_distances[0] for i in range(len(dataset))]).mean())
+    K, size = cameras.K[0, 0].cpu(), (cameras.width, cameras.height)
+    path = turntable_cameras(center.cpu(), float(center.norm()), K, *size, frames=frames, up=up.cpu())
+    return with_planes(path, RENDER_NEAR, RENDER_FAR)
 
 
 def image_input(options: SampleOptions, dataset: Co3DDataset, resolution: int) -> SampleInput:
-    """A square image with its NDC focal length (and origin distance); the turntable circles the point at the origin
-    distance on the optical axis about the camera's up (−y)."""
+    """A square image (an alpha channel composited on black) with its NDC focal length and origin distance; the
+    turntable circles the point at the origin distance on the optical axis about the camera's up (−y)."""
     if options.focal is None or not options.focal > 0:
         raise ValueError(f"--focal: an --image needs its positive focal length in NDC units, got {options.focal}")
-    image = read_input_image(options.image)
+    try:
+        image = read_image(options.image, background=BACKGROUND)
+    except DataError as error:
+        raise ValueError(f"--image {options.image}: cannot read it as an image ({error.problem})") from None
     height, width = image.shape[-2:]
     if height != width:
         raise ValueError(
             f"--image {options.image}: must be square (crop it centred on the principal point), got {width}x{height}"
         )
     image = resize_images(image, resolution, resolution)
-    distance = options.origin_distance if options.origin_distance is not None else mean_input_origin_distance(dataset)
+    distance = options.origin_distance
+    if distance is None:  # the mean over the evaluation split's input frames (view 0 of each sequence)
+        distance = float(torch.stack([dataset.load(i, [0]).origin_distances[0] for i in range(len(dataset))]).mean())
     K = co3d_intrinsics(torch.tensor([[options.focal, options.focal]]), resolution).float()[None]
     cameras = Cameras(torch.eye(4)[None, None], K, resolution, resolution, RENDER_NEAR, RENDER_FAR)
     batch = input_batch(image[None], cameras, origin_distance=torch.tensor([distance], dtype=torch.float32))
@@ -160,21 +114,28 @@ def sequence_input(options: SampleOptions, dataset: Co3DDataset) -> SampleInput:
     return SampleInput(example.item, batch, lambda gaussians, frames: orbit(center, up, batch.source_cameras, frames))
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# The app
-
-
 class Co3DApp(AppDefaults):
     name, title, experiment_type, presets, sample_options = "co3d", "Co3D", Co3DExperiment, PRESETS, SampleOptions
 
     def data(self, experiment: Co3DExperiment) -> Path:
-        return dataset_root(experiment)
+        """The co3d_<category>_for_gs folder to read: the given one, or the built-in synthetic data (generated once)."""
+        config = experiment.data
+        if config.root is None:
+            return generate(config.synthetic, config.cache_dir)
+        return given_folder("--data.root", config.root, "a preprocessed co3d_hydrant_for_gs folder")
 
     def training_data(self, experiment: Co3DExperiment, root: Path) -> tuple[SeededExamples, str]:
-        dataset = open_split(experiment, "train", root)
+        """The loop picks the sequences (shuffled epochs, split across the ranks under torchrun) and a seed per
+        sequence; each sequence's input and target views are drawn from its seed."""
+        dataset, config = open_split(experiment, "train", root), experiment.data
+        batches = SeededExamples(
+            num_items=len(dataset),
+            batch_size=config.batch_size,
+            example=lambda item, generator: dataset.training_example(item, config.num_targets, generator),
+            collate=lambda examples: collate(examples, experiment.device),
+        )
         excluded = f" ({len(dataset.skipped)} excluded)" if dataset.skipped else ""
-        description = f"{root} · {len(dataset)} training sequences{excluded} · {image_size(dataset)}px"
-        return training_batches(dataset, experiment), description
+        return batches, f"{root} · {len(dataset)} training sequences{excluded} · {image_size(dataset)}px"
 
     def teacher(self, experiment: Co3DExperiment, root: Path) -> SplatterImage:
         return build_teacher(experiment, image_size(open_split(experiment, experiment.eval.split, root)))

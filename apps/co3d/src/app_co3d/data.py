@@ -1,8 +1,8 @@
-"""Co3D hydrant reader for the Splatter Image preprocessed layout: PyTorch3D → OpenCV cameras, the origin distance,
-training and evaluation examples relative to the input camera, and the `--check-data` report.
+"""Co3D reader for the Splatter Image preprocessed layout: PyTorch3D → OpenCV cameras, the origin distance, training
+and evaluation examples relative to the input camera, and the `--check-data` report.
 
-Layout (written by `preprocess.py` from raw Co3D v2, or by `synthetic.py`; Splatter Image
-`data_preprocessing/preprocess_co3d.py` writes the same)::
+Layout (written by `preprocess.py` from raw Co3D v2, by `synthetic.py`, or by Splatter Image's
+`data_preprocessing/preprocess_co3d.py`)::
 
     co3d_<category>_for_gs/<split>/camera_Rs.npz          PyTorch3D R per sequence, key = sequence name, [N 3 3]
                                   /camera_Ts.npz          PyTorch3D T per sequence, [N 3]
@@ -10,31 +10,20 @@ Layout (written by `preprocess.py` from raw Co3D v2, or by `synthetic.py`; Splat
                                              /focal_lengths.npy  [N 1 2] focal length (fx, fy) in NDC units
                                              /frame_order.txt    N lines, one per frame, in sequence order
 
-with split in train/val/test. "View k" of a sequence is line k of `frame_order.txt` (row k of every array).
-A sequence folder without `frame_order.txt` is not a sequence (Splatter Image leaves empty folders for sequences it
-dropped for NaNs) and is skipped.
+with split in train/val/test. "View k" of a sequence is line k of `frame_order.txt` (row k of every array). A folder
+without `frame_order.txt` is not a sequence (Splatter Image leaves empty folders for sequences it dropped for NaNs);
+the sequences listed per category in `bad_sequences.json` (transcribed from Splatter Image: NaNs, no foreground in the
+input frame, cameras too close / far, low quality) are excluded.
 
 Cameras. PyTorch3D multiplies row vectors, `X_cam = X_world R + T`, with camera axes x left, y up, z forward; OpenCV
-(our `Cameras`) uses x right, y down, z forward. Hence, with D = diag(-1, -1, 1),
+(our `Cameras`) uses x right, y down, z forward. Hence, with D = diag(-1, -1, 1), world_to_cam (OpenCV) =
+[[D R^T, D T], [0, 0, 0, 1]] (Splatter Image's `readCamerasFromNpy`). The principal point is the image centre and the
+focal length in pixels `focal_ndc * H / 2`: NDC spans [-1, 1] across the (square) image.
 
-    world_to_cam (OpenCV) = [[D R^T, D T], [0, 0, 0, 1]],
-
-which is Splatter Image's `readCamerasFromNpy` (row-major [[R, 0], [T, 1]] times diag(-1, -1, 1, 1), transposed).
-The principal point is the image centre (the preprocessing crops a square centred on it) and the focal length in
-pixels is `focal_ndc * H / 2`: NDC spans [-1, 1] across the (square) image.
-
-Origin distance (PixelNeRF, Splatter Image `get_origin_distance`): the depth of the world origin, the centre of the
-normalised object, along the camera's optical axis, dot(-C, z) for camera centre C and optical axis z (both in world
-coordinates). It is computed from the world-frame pose *before* cameras are made relative to the input view, and
-travels with every example as the teacher input `origin_distance` (of the input view and of every target view); the
-hydrant preset of the teacher predicts depth in [origin distance - 2, origin distance + 2] (znear -2, zfar 2).
-
-Evaluation views (Splatter Image `eval.py`, `datasets/co3d.py`): the input is view 0 (the first line of
-`frame_order.txt`), the targets are every other view whose ground truth is not all black (no foreground); the
-protocol itself (slots, means, the table) is `protocol.py`.
-
-Excluded sequences (NaNs, no foreground in the input frame, cameras too close / far, low quality) are listed per
-category in `bad_sequences.json` next to this file, transcribed from Splatter Image.
+Origin distance (PixelNeRF, Splatter Image `get_origin_distance`): the depth dot(-C, z) of the world origin, the
+centre of the normalised object, along the optical axis (camera centre C, optical axis z, in world coordinates). It is
+computed from the world-frame pose, before cameras are made relative to the input view, and travels with every
+example as the teacher input `origin_distance`; the `hydrants` head predicts depths in origin distance + [-2, 2].
 """
 
 import json
@@ -53,16 +42,9 @@ from splat_apps.views import ViewExample, drawn_views, evaluation_view_indices, 
 from splat_render import rigid_inverse
 
 SPLITS = ("train", "val", "test")
-CO3D_RESOLUTION = 128
-"""Side of the preprocessed square images (Splatter Image's `training_resolution`)."""
-EVAL_INPUT_VIEW = 0
-"""Input view of the evaluation protocol: the first frame of each test sequence."""
-ORIGIN_DEPTH_RANGE = (-2.0, 2.0)
-"""(znear, zfar) of the hydrant teacher preset: predicted depths lie in origin distance + [znear, zfar]."""
-BACKGROUND = 0.0
-"""Co3D images are composited on black; renders for loss and evaluation use the same background."""
-RENDER_NEAR = 0.2
-"""Camera near plane of the returned `Cameras`; the 3DGS rasterizer Splatter Image renders with culls z <= 0.2."""
+EVAL_INPUT_VIEW = 0  # the protocol's input view: the first frame of each sequence
+BACKGROUND = 0.0  # Co3D frames are foreground on black; renders for loss and evaluation use the same background
+RENDER_NEAR = 0.2  # near plane of the cameras (the 3DGS rasterizer Splatter Image renders with culls z <= 0.2)
 RENDER_FAR = 1000.0
 BAD_SEQUENCES_PATH = Path(__file__).resolve().with_name("bad_sequences.json")
 IMAGE_RANGE_TOLERANCE = 1e-3  # images_fg values outside [-tol, 1 + tol] are an error, inside they are clamped
@@ -83,50 +65,29 @@ def opencv_world_to_cam(R: Float[Tensor, "*batch 3 3"], T: Float[Tensor, "*batch
     """OpenCV world-to-camera [[D R^T, D T], [0 0 0 1]] of PyTorch3D cameras (X_cam = X_world R + T, x left, y up),
     with D = diag(-1, -1, 1) flipping x and y."""
     flip = torch.tensor(_FLIP_XY, dtype=R.dtype, device=R.device)
-    rotation = flip[:, None] * R.transpose(-1, -2)
-    translation = flip * T
-    top = torch.cat([rotation, translation[..., :, None]], dim=-1)
-    bottom = torch.zeros_like(top[..., :1, :])
-    bottom[..., 3] = 1
-    return torch.cat([top, bottom], dim=-2)
-
-
-def pytorch3d_from_opencv(
-    world_to_cam: Float[Tensor, "*batch 4 4"],
-) -> tuple[Float[Tensor, "*batch 3 3"], Float[Tensor, "*batch 3"]]:
-    """The inverse of `opencv_world_to_cam`: PyTorch3D (R, T) of an OpenCV world-to-camera transform."""
-    flip = torch.tensor(_FLIP_XY, dtype=world_to_cam.dtype, device=world_to_cam.device)
-    R = (flip[:, None] * world_to_cam[..., :3, :3]).transpose(-1, -2)
-    T = flip * world_to_cam[..., :3, 3]
-    return R, T
-
-
-def focal_ndc_to_pixels(focal_ndc: Float[Tensor, "*batch 2"], resolution: int) -> Float[Tensor, "*batch 2"]:
-    """Focal lengths in pixels of a square `resolution` image whose NDC range [-1, 1] spans the image."""
-    return focal_ndc * (resolution / 2)
+    world_to_cam = torch.zeros(*R.shape[:-2], 4, 4, dtype=R.dtype, device=R.device)
+    world_to_cam[..., :3, :3] = flip[:, None] * R.transpose(-1, -2)
+    world_to_cam[..., :3, 3] = flip * T
+    world_to_cam[..., 3, 3] = 1
+    return world_to_cam
 
 
 def co3d_intrinsics(focal_ndc: Float[Tensor, "*batch 2"], resolution: int) -> Float[Tensor, "*batch 3 3"]:
-    """Pixel K of a preprocessed frame: focal `focal_ndc * resolution / 2`, principal point at the image centre."""
-    focal = focal_ndc_to_pixels(focal_ndc, resolution)
+    """Pixel K of a square `resolution` frame: focal `focal_ndc * resolution / 2`, principal point at the centre."""
     K = torch.zeros(*focal_ndc.shape[:-1], 3, 3, dtype=focal_ndc.dtype, device=focal_ndc.device)
-    K[..., 0, 0] = focal[..., 0]
-    K[..., 1, 1] = focal[..., 1]
-    K[..., 0, 2] = resolution / 2
-    K[..., 1, 2] = resolution / 2
+    K[..., [0, 1], [0, 1]] = focal_ndc * (resolution / 2)  # fx, fy on the diagonal
+    K[..., :2, 2] = resolution / 2
     K[..., 2, 2] = 1
     return K
 
 
 def origin_distance(cam_to_world: Float[Tensor, "*batch 4 4"]) -> Float[Tensor, "*batch"]:
     """Depth of the world origin along each camera's optical axis, dot(-C, z) (PixelNeRF / Splatter Image)."""
-    centre = cam_to_world[..., :3, 3]
-    optical_axis = cam_to_world[..., :3, 2]
-    return (-centre * optical_axis).sum(dim=-1)
+    return (-cam_to_world[..., :3, 3] * cam_to_world[..., :3, 2]).sum(dim=-1)
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Excluded sequences (a data file)
+# Files
 
 
 def load_bad_sequences(category: str, path: str | Path = BAD_SEQUENCES_PATH) -> dict[str, tuple[str, ...]]:
@@ -141,9 +102,8 @@ def load_bad_sequences(category: str, path: str | Path = BAD_SEQUENCES_PATH) -> 
     categories = document.get("categories") if isinstance(document, dict) else None
     if not isinstance(categories, dict):
         raise Co3DDataError(path, "bad-sequence list must be a JSON object with a 'categories' object")
-    lists = categories.get(category, {})
     result = {}
-    for reason, entry in lists.items():
+    for reason, entry in categories.get(category, {}).items():
         names = entry.get("sequences") if isinstance(entry, dict) else None
         if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
             raise Co3DDataError(path, f"categories.{category}.{reason}.sequences must be a list of strings")
@@ -162,10 +122,6 @@ def infer_category(root: str | Path) -> str:
     if name.startswith("co3d_") and name.endswith("_for_gs") and len(name) > len("co3d__for_gs"):
         return name[len("co3d_") : -len("_for_gs")]
     raise Co3DDataError(root, "cannot tell the category: expected a folder named co3d_<category>_for_gs")
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Files
 
 
 def read_frame_order(path: str | Path) -> tuple[str, ...]:
@@ -232,26 +188,8 @@ def check_rotations(path: Path, what: str, R: np.ndarray) -> None:
         )
 
 
-@dataclass(frozen=True)
-class SequenceFiles:
-    """Where one sequence's data lives: its folder and the split's camera archives (entry `name`)."""
-
-    name: str
-    directory: Path
-    rotations: Path
-    translations: Path
-
-    @property
-    def images(self) -> Path:
-        return self.directory / "images_fg.npy"
-
-    @property
-    def focal_lengths(self) -> Path:
-        return self.directory / "focal_lengths.npy"
-
-    @property
-    def frame_order(self) -> Path:
-        return self.directory / "frame_order.txt"
+# --------------------------------------------------------------------------------------------------------------------
+# Sequences
 
 
 @dataclass(frozen=True)
@@ -259,11 +197,9 @@ class Co3DSequence:
     """Some (or all) views of one sequence in the dataset's world frame (OpenCV cameras)."""
 
     name: str
-    views: Int[Tensor, " views"]
-    """Position of each view in the sequence's frame order."""
+    views: Int[Tensor, " views"]  # position of each view in the sequence's frame order
     frame_names: tuple[str, ...]
-    images: Float[Tensor, "views 3 height width"]
-    """Foreground on black, in [0, 1]."""
+    images: Float[Tensor, "views 3 height width"]  # foreground on black, in [0, 1]
     focal_ndc: Float[Tensor, "views 2"]
     world_to_cam: Float[Tensor, "views 4 4"]
     K: Float[Tensor, "views 3 3"]
@@ -280,114 +216,102 @@ class Co3DSequence:
     def num_views(self) -> int:
         return self.images.shape[0]
 
+    def example(
+        self, input_position: int, target_positions: Sequence[int], near: float = RENDER_NEAR, far: float = RENDER_FAR
+    ) -> ViewExample:
+        """An example of these views (positions index them, not the full frame order), cameras relative to the input
+        view; every view's world-frame origin distance rides along as the teacher input `origin_distance`."""
+        views = (self.images, self.world_to_cam, self.K, input_position, target_positions)
+        return make_example(
+            self.name,
+            *views,
+            near=near,
+            far=far,
+            view_indices=self.views,
+            cam_to_world=self.cam_to_world,
+            per_view_inputs={"origin_distance": self.origin_distances},
+        )
+
 
 def read_sequence(
-    files: SequenceFiles,
+    directory: Path,
     R_all: np.ndarray,
     T_all: np.ndarray,
     views: Sequence[int] | None = None,
     resolution: int | None = None,
 ) -> Co3DSequence:
-    """Read `views` (positions in the frame order; default all) of a sequence, validating every file involved.
-
-    `R_all`, `T_all` are the sequence's entries of `camera_Rs.npz` / `camera_Ts.npz`. `resolution` resizes the images
-    (antialiased bilinear); the NDC focal lengths hold at any resolution.
-    """
-    names = read_frame_order(files.frame_order)
+    """Read `views` (positions in the frame order; default all) of the sequence in `directory`, validating every file
+    involved. `R_all`, `T_all` are its entries of the split's `camera_Rs.npz` / `camera_Ts.npz`. `resolution` resizes
+    the images (antialiased bilinear); the NDC focal lengths hold at any resolution."""
+    name = directory.name
+    order_path = directory / "frame_order.txt"
+    images_path, focal_path = directory / "images_fg.npy", directory / "focal_lengths.npy"
+    rotations_path, translations_path = directory.parent / "camera_Rs.npz", directory.parent / "camera_Ts.npz"
+    names = read_frame_order(order_path)
     count = len(names)
-    images = _open_npy(files.images, "images_fg.npy")
-    focal = _open_npy(files.focal_lengths, "focal_lengths.npy")
-    _check_numeric(files.images, images, "images_fg.npy")
-    _check_numeric(files.focal_lengths, focal, "focal_lengths.npy")
+    images = _open_npy(images_path, "images_fg.npy")
+    focal = _open_npy(focal_path, "focal_lengths.npy")
+    _check_numeric(images_path, images, "images_fg.npy")
+    _check_numeric(focal_path, focal, "focal_lengths.npy")
     if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
-        raise Co3DDataError(files.images, f"images must have shape [N 3 H H] (square RGB), got {list(images.shape)}")
+        raise Co3DDataError(images_path, f"images must have shape [N 3 H H] (square RGB), got {list(images.shape)}")
     if focal.ndim != 3 or focal.shape[1:] != (1, 2):
-        raise Co3DDataError(files.focal_lengths, f"focal lengths must have shape [N 1 2], got {list(focal.shape)}")
+        raise Co3DDataError(focal_path, f"focal lengths must have shape [N 1 2], got {list(focal.shape)}")
     if R_all.ndim != 3 or R_all.shape[1:] != (3, 3):
-        raise Co3DDataError(files.rotations, f"entry {files.name!r} must have shape [N 3 3], got {list(R_all.shape)}")
+        raise Co3DDataError(rotations_path, f"entry {name!r} must have shape [N 3 3], got {list(R_all.shape)}")
     if T_all.ndim != 2 or T_all.shape[1:] != (3,):
-        raise Co3DDataError(files.translations, f"entry {files.name!r} must have shape [N 3], got {list(T_all.shape)}")
+        raise Co3DDataError(translations_path, f"entry {name!r} must have shape [N 3], got {list(T_all.shape)}")
     counts = {
-        files.frame_order: count,
-        files.images: images.shape[0],
-        files.focal_lengths: focal.shape[0],
-        files.rotations: R_all.shape[0],
-        files.translations: T_all.shape[0],
+        order_path: count,
+        images_path: images.shape[0],
+        focal_path: focal.shape[0],
+        rotations_path: R_all.shape[0],
+        translations_path: T_all.shape[0],
     }
     if len(set(counts.values())) > 1:  # name the file that disagrees with the most common count
         values = list(counts.values())
         majority = max(values, key=lambda n: (values.count(n), n == images.shape[0]))
         odd = next(path for path, n in counts.items() if n != majority)
         found = ", ".join(f"{p.name}: {c}" for p, c in counts.items())
-        raise Co3DDataError(odd, f"frame count mismatch in sequence {files.name!r} ({found})")
+        raise Co3DDataError(odd, f"frame count mismatch in sequence {name!r} ({found})")
     positions = list(range(count)) if views is None else [int(v) for v in views]
     for v in positions:
         if not 0 <= v < count:
-            raise ValueError(f"view {v} out of range for sequence {files.name!r} with {count} views")
+            raise ValueError(f"view {v} out of range for sequence {name!r} with {count} views")
     index = np.asarray(positions, dtype=np.int64)
 
     pixels = np.asarray(images[index], dtype=np.float32)
     if not np.isfinite(pixels).all():
-        raise Co3DDataError(files.images, f"non-finite values in views {sorted(set(positions))}")
+        raise Co3DDataError(images_path, f"non-finite values in views {sorted(set(positions))}")
     low, high = (float(pixels.min()), float(pixels.max())) if pixels.size else (0.0, 0.0)
     if low < -IMAGE_RANGE_TOLERANCE or high > 1 + IMAGE_RANGE_TOLERANCE:
-        raise Co3DDataError(files.images, f"values must lie in [0, 1], found [{low:.4g}, {high:.4g}]")
-    focal_ndc = np.asarray(focal[index, 0], dtype=np.float64)
-    if not np.isfinite(focal_ndc).all() or (focal_ndc <= 0).any():
-        raise Co3DDataError(files.focal_lengths, "focal lengths must be finite and positive")
+        raise Co3DDataError(images_path, f"values must lie in [0, 1], found [{low:.4g}, {high:.4g}]")
+    focal_ndc = torch.from_numpy(np.asarray(focal[index, 0], dtype=np.float64))
+    if not focal_ndc.isfinite().all() or (focal_ndc <= 0).any():
+        raise Co3DDataError(focal_path, "focal lengths must be finite and positive")
     R = np.asarray(R_all[index], dtype=np.float64)
     T = np.asarray(T_all[index], dtype=np.float64)
-    check_rotations(files.rotations, f"entry {files.name!r}", R)
+    check_rotations(rotations_path, f"entry {name!r}", R)
     if not np.isfinite(T).all():
-        raise Co3DDataError(files.translations, f"entry {files.name!r} has non-finite values")
+        raise Co3DDataError(translations_path, f"entry {name!r} has non-finite values")
 
     image_tensor = torch.from_numpy(pixels).clamp_(0, 1)
-    side = image_tensor.shape[-1]
-    if resolution is not None and resolution != side:
+    if resolution is not None:
         image_tensor = resize_images(image_tensor, resolution, resolution)
-        side = resolution
-    focal_tensor = torch.from_numpy(focal_ndc)
     return Co3DSequence(
-        name=files.name,
-        images=image_tensor,
-        focal_ndc=focal_tensor.float(),
-        world_to_cam=opencv_world_to_cam(torch.from_numpy(R), torch.from_numpy(T)).float(),
-        K=co3d_intrinsics(focal_tensor, side).float(),
+        name=name,
         views=torch.as_tensor(positions, dtype=torch.long),
         frame_names=tuple(names[v] for v in positions),
+        images=image_tensor,
+        focal_ndc=focal_ndc.float(),
+        world_to_cam=opencv_world_to_cam(torch.from_numpy(R), torch.from_numpy(T)).float(),
+        K=co3d_intrinsics(focal_ndc, image_tensor.shape[-1]).float(),
     )
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Examples
 
 
 def is_black(images: Float[Tensor, "*batch 3 height width"]) -> Bool[Tensor, "*batch"]:
     """True for images that are exactly zero everywhere (Co3D frames whose foreground mask is empty)."""
     return (images == 0).flatten(-3).all(dim=-1)
-
-
-def sequence_example(
-    sequence: Co3DSequence,
-    input_position: int,
-    target_positions: Sequence[int],
-    near: float = RENDER_NEAR,
-    far: float = RENDER_FAR,
-) -> ViewExample:
-    """An example of loaded views (positions index `sequence`, not the full frame order), cameras relative to the
-    input view; every view's origin distance, from the world-frame pose, rides along as the teacher input
-    `origin_distance` (`teacher_inputs` of the input, `target_teacher_inputs` of the targets)."""
-    per_view = {"origin_distance": sequence.origin_distances}
-    views = (sequence.images, sequence.world_to_cam, sequence.K, input_position, target_positions)
-    return make_example(
-        sequence.name,
-        *views,
-        near=near,
-        far=far,
-        view_indices=sequence.views,
-        cam_to_world=sequence.cam_to_world,
-        per_view_inputs=per_view,
-    )
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -436,9 +360,8 @@ class Co3DDataset:
         self._translations = load_camera_archive(self.translations_path)
 
         folders = sorted(p for p in self.directory.iterdir() if p.is_dir() and not p.name.startswith("."))
-        self.incomplete = tuple(p.name for p in folders if not (p / "frame_order.txt").is_file())
-        """Folders without frame_order.txt (Splatter Image leaves them for sequences dropped for NaNs)."""
         complete = [p.name for p in folders if (p / "frame_order.txt").is_file()]
+        self.incomplete = tuple(p.name for p in folders if p.name not in complete)  # left by Splatter Image
         self.skipped = tuple(name for name in complete if name in self.excluded)
         self.sequence_names = tuple(name for name in complete if name not in self.excluded)
         for name in self.sequence_names:
@@ -456,17 +379,15 @@ class Co3DDataset:
             f"resolution={self.resolution})"
         )
 
-    def files(self, index: int) -> SequenceFiles:
-        name = self.sequence_names[index]
-        return SequenceFiles(name, self.directory / name, self.rotations_path, self.translations_path)
-
     def num_views(self, index: int) -> int:
-        return len(read_frame_order(self.files(index).frame_order))
+        return len(read_frame_order(self.directory / self.sequence_names[index] / "frame_order.txt"))
 
     def load(self, index: int, views: Sequence[int] | None = None) -> Co3DSequence:
         """Read `views` (positions in the frame order; default all) of sequence `index`."""
-        files = self.files(index)
-        return read_sequence(files, self._rotations[files.name], self._translations[files.name], views, self.resolution)
+        name = self.sequence_names[index]
+        return read_sequence(
+            self.directory / name, self._rotations[name], self._translations[name], views, self.resolution
+        )
 
     def __getitem__(self, index: int) -> Co3DSequence:
         return self.load(index)
@@ -474,11 +395,11 @@ class Co3DDataset:
     def training_example(
         self, index: int, num_targets: int, generator: torch.Generator, include_input_in_targets: bool = True
     ) -> ViewExample:
-        """Random input and targets (`sample_view_indices`); only the chosen views are read."""
+        """Random input and targets (`splat_apps.views.drawn_views`); only the chosen views are read."""
         views, input_position, positions = drawn_views(
             self.num_views(index), num_targets, generator, include_input_in_targets
         )
-        return sequence_example(self.load(index, views), input_position, positions, self.near, self.far)
+        return self.load(index, views).example(input_position, positions, self.near, self.far)
 
     def evaluation_example(
         self,
@@ -488,8 +409,8 @@ class Co3DDataset:
         skip_black_targets: bool = True,
         include_input_in_targets: bool = True,
     ) -> ViewExample:
-        """The test protocol's views: `input_view` in; every other view out, all-black ones dropped. With
-        `include_input_in_targets` the input view is also the first target (the protocol scores it on its own)."""
+        """The test protocol's views (Splatter Image `eval.py`): `input_view` in; every other view out, all-black ones
+        dropped. With `include_input_in_targets` the input view is also the first target (scored on its own)."""
         input_view, others = evaluation_view_indices(self.num_views(index), input_view)
         sequence = self.load(index)
         if skip_black_targets:
@@ -498,7 +419,7 @@ class Co3DDataset:
         targets = [input_view, *others] if include_input_in_targets else others
         if not targets:
             raise ValueError(f"sequence {sequence.name!r} has no non-black target view")
-        return sequence_example(sequence, input_view, targets, self.near, self.far)
+        return sequence.example(input_view, targets, self.near, self.far)
 
 
 def image_size(dataset: Co3DDataset) -> int:
@@ -530,10 +451,11 @@ def check_split(root: Path, split: str, category: str | None) -> SplitCheck:
 
 
 def check_dataset(root: str | Path, splits: Sequence[str] = SPLITS, category: str | None = None) -> DatasetCheck:
-    """Read every view of every (non-excluded) sequence of the given splits; list every problem with its path."""
+    """`check_split` of each of the given splits."""
     root = Path(root)
-    checks = tuple(check_split(root, split, category) for split in splits)
-    return DatasetCheck(root, f"Co3D dataset {root}", "sequences", checks)
+    return DatasetCheck(
+        root, f"Co3D dataset {root}", "sequences", tuple(check_split(root, s, category) for s in splits)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

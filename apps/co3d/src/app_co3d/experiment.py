@@ -1,8 +1,5 @@
-"""The Co3D experiment: one frozen config with named presets (`cpu-demo`, `hydrant`).
-
-Everything is rendered on black (Co3D frames are foreground on black): `background` defaults to `BLACK`, for the
-three stages and the evaluation's renders.
-"""
+"""The Co3D experiment: one frozen config with named presets (`cpu-demo`, `hydrant`), everything rendered on black
+(Co3D frames are foreground on black): the three stages and the evaluation."""
 
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -112,9 +109,3 @@ def _hydrant() -> Co3DExperiment:
 
 
 PRESETS = {"cpu-demo": _cpu_demo, "hydrant": _hydrant}
-
-
-def preset(name: str) -> Co3DExperiment:
-    if name not in PRESETS:
-        raise ValueError(f"--preset {name!r}: unknown; choose one of {sorted(PRESETS)}")
-    return PRESETS[name]()

@@ -370,28 +370,17 @@ def viewset_normalization(
 # Images
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    """An image as float32 RGB [3 H W] in [0, 1]."""
+def load_image(path: Path, mode: str, what: str) -> np.ndarray:
+    """An image file as float32 [C H W] in [0, 1]: `mode` "RGB" for a frame, "L" for a Co3D mask (foreground
+    probability * 255)."""
     try:
         with Image.open(path) as image:
-            array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+            array = np.asarray(image.convert(mode), dtype=np.float32) / 255.0
     except FileNotFoundError:
-        raise Co3DDataError(path, "missing image") from None
+        raise Co3DDataError(path, f"missing {what}") from None
     except (OSError, ValueError, SyntaxError) as error:
-        raise Co3DDataError(path, f"unreadable image: {error}") from None
-    return np.ascontiguousarray(array.transpose(2, 0, 1))
-
-
-def load_mask(path: Path) -> np.ndarray:
-    """A Co3D foreground-probability PNG (probability * 255) as float32 [1 H W] in [0, 1]."""
-    try:
-        with Image.open(path) as image:
-            array = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    except FileNotFoundError:
-        raise Co3DDataError(path, "missing mask") from None
-    except (OSError, ValueError, SyntaxError) as error:
-        raise Co3DDataError(path, f"unreadable mask: {error}") from None
-    return array[None]
+        raise Co3DDataError(path, f"unreadable {what}: {error}") from None
+    return np.ascontiguousarray(np.atleast_3d(array).transpose(2, 0, 1))
 
 
 def crop_square(image: np.ndarray, centre: np.ndarray, half_side: float) -> np.ndarray:
@@ -432,29 +421,18 @@ def resize_bilinear(image: np.ndarray, resolution: int) -> np.ndarray:
     return resized[0].clamp(0, 1).numpy()
 
 
-@dataclass(frozen=True)
-class ProcessedFrame:
-    rgb: np.ndarray  # [3 r r], unmasked
-    rgb_fg: np.ndarray  # [3 r r], foreground on black
-    focal_ndc: np.ndarray  # [2]
-
-
-def process_frame(co3d_root: Path, frame: FrameAnnotation, resolution: int) -> ProcessedFrame:
-    """Steps 2-4 of the module docstring for one frame."""
+def process_frame(co3d_root: Path, frame: FrameAnnotation, resolution: int) -> tuple[np.ndarray, ...]:
+    """Steps 2-4 of the module docstring for one frame: RGB [3 r r] (unmasked), foreground on black [3 r r], focal
+    length in NDC [2]."""
     if frame.viewpoint is None:
         raise ValueError(f"frame {frame.frame_number} has no viewpoint annotation")
     if frame.mask_path is None:
         raise ValueError(f"frame {frame.frame_number} has no mask annotation")
-    rgb = load_rgb(co3d_root / frame.image_path)
-    mask = load_mask(co3d_root / frame.mask_path)
-    if rgb.shape[1:] != frame.image_size_hw:
-        raise Co3DDataError(
-            co3d_root / frame.image_path, f"image is {rgb.shape[1:]} but annotated {frame.image_size_hw}"
-        )
-    if mask.shape[1:] != frame.image_size_hw:
-        raise Co3DDataError(
-            co3d_root / frame.mask_path, f"mask is {mask.shape[1:]} but annotated {frame.image_size_hw}"
-        )
+    rgb = load_image(co3d_root / frame.image_path, "RGB", "image")
+    mask = load_image(co3d_root / frame.mask_path, "L", "mask")
+    for what, path, array in (("image", frame.image_path, rgb), ("mask", frame.mask_path, mask)):
+        if array.shape[1:] != frame.image_size_hw:
+            raise Co3DDataError(co3d_root / path, f"{what} is {array.shape[1:]} but annotated {frame.image_size_hw}")
     focal_px, principal_point = intrinsics_in_pixels(frame.viewpoint, frame.image_size_hw)
     half_side = max_half_side(principal_point, frame.image_size_hw)
     if not half_side >= 0.5:  # also catches NaN
@@ -462,7 +440,7 @@ def process_frame(co3d_root: Path, frame: FrameAnnotation, resolution: int) -> P
     crop = crop_square(np.concatenate([rgb, mask]), principal_point, half_side)
     rgb_small = resize_lanczos(crop[:3], resolution)
     mask_small = resize_bilinear(crop[3:], resolution)
-    return ProcessedFrame(rgb_small, rgb_small * mask_small, (focal_px / half_side).astype(np.float64))
+    return rgb_small, rgb_small * mask_small, (focal_px / half_side).astype(np.float64)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -475,12 +453,8 @@ class SequenceJob:
     frames: tuple[FrameAnnotation, ...]  # in sequence order
     dataset_indices: tuple[int, ...]  # position of each frame in the split's set list
     point_cloud: Path | None
-    co3d_root: Path
     out_dir: Path
-    resolution: int
-    normalization: str
-    volume_side_length: float
-    full_images: bool
+    config: PreprocessConfig
 
 
 @dataclass(frozen=True)
@@ -501,27 +475,27 @@ def process_sequence(job: SequenceJob) -> SequenceResult:
     R = np.stack([f.viewpoint.R for f in job.frames])
     T = np.stack([f.viewpoint.T for f in job.frames])
     normalization = SequenceNormalization.identity()
-    if job.normalization == "viewset":
+    config = job.config
+    if config.normalization == "viewset":
         if job.point_cloud is None:
             return SequenceResult(job.name, None, None, False, "no point cloud: cannot normalise")
         try:
-            normalization = viewset_normalization(R, T, read_point_cloud(job.point_cloud), job.volume_side_length)
+            normalization = viewset_normalization(R, T, read_point_cloud(job.point_cloud), config.volume_side_length)
         except (Co3DDataError, ValueError) as error:
             return SequenceResult(job.name, None, None, False, f"cannot normalise: {error}")
     R, T = normalization.apply_to_cameras(R, T)
 
     try:
-        frames = [process_frame(job.co3d_root, frame, job.resolution) for frame in job.frames]
+        frames = [process_frame(config.co3d_root, frame, config.resolution) for frame in job.frames]
     except (Co3DDataError, ValueError) as error:
         return SequenceResult(job.name, R, T, False, str(error), normalization)
-    rgb = np.stack([f.rgb for f in frames]).astype(np.float32)
-    rgb_fg = np.stack([f.rgb_fg for f in frames]).astype(np.float32)
-    focal = np.stack([f.focal_ndc for f in frames])[:, None, :].astype(np.float32)
+    rgb, rgb_fg, focal = (np.stack(values).astype(np.float32) for values in zip(*frames, strict=True))
+    focal = focal[:, None, :]
     if not (np.isfinite(rgb).all() and np.isfinite(rgb_fg).all() and np.isfinite(focal).all()):
         return SequenceResult(job.name, R, T, False, "non-finite images or focal lengths", normalization)
     directory = job.out_dir / job.name
     directory.mkdir(parents=True, exist_ok=True)
-    if job.full_images:
+    if config.full_images:
         np.save(directory / "images_full.npy", rgb)
     np.save(directory / "images_fg.npy", rgb_fg)
     np.save(directory / "focal_lengths.npy", focal)
@@ -570,12 +544,8 @@ def split_jobs(
                 frames=tuple(item[3] for item in ordered),
                 dataset_indices=tuple(item[2] for item in ordered),
                 point_cloud=None if cloud is None else point_cloud_location(config.co3d_root, cloud),
-                co3d_root=config.co3d_root,
                 out_dir=out_dir,
-                resolution=config.resolution,
-                normalization=config.normalization,
-                volume_side_length=config.volume_side_length,
-                full_images=config.full_images,
+                config=config,
             )
         )
     return jobs, skipped

@@ -1,22 +1,15 @@
-"""Embedded default dataset: deterministic hydrant-like objects, ray cast analytically, written in the Splatter Image
+"""The built-in dataset: deterministic hydrant-like objects, ray cast analytically, written in the Splatter Image
 preprocessed layout (`data.py`) so that every Co3D code path runs offline.
 
-Each sequence is one object: a capped cylindrical body on a flange, a dome, a top nut, two side outlets and a front
-pumper outlet (a sphere, capped cylinders and a box), coloured differently in front of and behind a vertical plane
-through its axis so that front and back views differ. Frames are exact analytic ray casts by the shared ray caster
-`splat_apps.synthetic.raycast` (two-sided Lambertian shading from a random directional light, ambient 0.35;
-`supersampling`² samples in the pixels that may straddle an edge, of the silhouette or of the colour plane) on black,
-i.e. what `preprocess.py` makes of a masked Co3D frame. No Gaussian splatting is involved.
-
-Cameras follow a Co3D-like hand-held orbit: one loop (80-100 %) around the object at a varying height and distance,
-looking at the object with jitter and a little roll, with per-frame focal lengths. The scene and its cameras are first
-placed in a random similarity frame (as an SfM reconstruction would be), then normalised with the same ViewSet
-Diffusion normalisation as `preprocess.py` (`viewset_normalization`, on points sampled over the object's surface);
-the written cameras are PyTorch3D (R, T), so the reader's PyTorch3D → OpenCV conversion is exercised.
-
-Datasets are cached under `data/synthetic/<key>/` (git-ignored; `splat_apps.synthetic.cache.default_cache_dir`),
-`<key>` = `co3d-res<R>-seed<S>-<hash of the options and GENERATOR_VERSION>`, with a `manifest.json` and a `COMPLETE`
-marker written last (`splat_apps.synthetic.cache.cached`: assembled under a temporary name, renamed into place).
+Each sequence is one object: a capped cylindrical body on a flange, a dome, a top nut, two side outlets, a front
+pumper outlet and a back plate, coloured differently in front of and behind a vertical plane through its axis so that
+front and back views differ. Frames are exact ray casts by `splat_apps.synthetic.raycast` (two-sided Lambertian
+shading from a random directional light, ambient 0.35, supersampling where a pixel may straddle an edge) on black:
+what `preprocess.py` makes of a masked Co3D frame. Cameras follow a Co3D-like hand-held orbit (one loop of 80-100 %
+at varying height and distance, jitter, a little roll, per-frame focal lengths). Scene and cameras are first placed in
+a random SfM-like similarity frame, then normalised as `preprocess.py` does (`viewset_normalization` on points of the
+object's surface); cameras are written as PyTorch3D (R, T). Datasets are cached by their options
+(`splat_apps.synthetic.cache`) under `data/synthetic/co3d-res<R>-seed<S>-<hash>/`.
 """
 
 from collections.abc import Sequence
@@ -30,9 +23,10 @@ from torch import Tensor
 
 from splat_apps.synthetic import raycast
 from splat_apps.synthetic.cache import cached, default_cache_dir, options_key
+from splat_apps.synthetic.palette import PAINTS as PALETTE
 from splat_apps.synthetic.raycast import render_scene, torch_threads
 
-from .data import SPLITS
+from .data import SPLITS, co3d_intrinsics
 from .preprocess import SequenceNormalization, viewset_normalization
 
 GENERATOR_VERSION = 2  # 2: the shared torch ray caster (edge-only supersampling) instead of a NumPy one
@@ -57,16 +51,11 @@ class SyntheticCo3DOptions:
     supersampling: int = 2  # samples per pixel along each axis where a pixel may straddle an edge (anti-aliasing)
 
     def __post_init__(self) -> None:
-        for name in ("resolution", "frames_per_sequence", "supersampling"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.frames_per_sequence < 2:
-            raise ValueError(
-                f"frames_per_sequence must be >= 2 (an input and a target), got {self.frames_per_sequence}"
-            )
-        for name in ("train_sequences", "val_sequences", "test_sequences"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        counts = dict.fromkeys(("train_sequences", "val_sequences", "test_sequences"), 0)
+        minimums = {"resolution": 1, "frames_per_sequence": 2, "supersampling": 1, **counts}  # 2: input and target
+        for name, minimum in minimums.items():
+            if getattr(self, name) < minimum:
+                raise ValueError(f"{name} must be >= {minimum}, got {getattr(self, name)}")
 
     def sequences(self, split: str) -> int:
         return {"train": self.train_sequences, "val": self.val_sequences, "test": self.test_sequences}[split]
@@ -172,20 +161,6 @@ def make_scene(parts: Sequence[Part], light: Vector, colour_origin: Vector = ORI
 
 # --------------------------------------------------------------------------------------------------------------------
 # Hydrant-like objects and Co3D-like orbits
-
-
-PALETTE = np.array(
-    [
-        [0.80, 0.10, 0.08],  # red
-        [0.92, 0.76, 0.10],  # yellow
-        [0.12, 0.55, 0.22],  # green
-        [0.16, 0.32, 0.76],  # blue
-        [0.95, 0.45, 0.08],  # orange
-        [0.72, 0.72, 0.74],  # silver
-        [0.93, 0.93, 0.90],  # white
-        [0.20, 0.20, 0.22],  # dark grey
-    ]
-)
 
 
 def _colour_pair(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -372,12 +347,10 @@ def make_sequence(options: SyntheticCo3DOptions, split: str, index: int) -> Synt
     scene_normalised = scene.transformed(sfm).transformed(normalization)
     poses_normalised = similarity_cam_to_world(similarity_cam_to_world(cam_to_world, sfm), normalization)
     side = options.resolution
-    K = np.zeros((len(focal), 3, 3))
-    K[:, 0, 0] = K[:, 1, 1] = focal * side / 2
-    K[:, :2, 2], K[:, 2, 2] = side / 2, 1.0
+    K = co3d_intrinsics(torch.from_numpy(np.stack([focal, focal], axis=-1)), side)
     with torch_threads(RENDER_THREADS):  # also makes the frames independent of the caller's thread setting
         render = render_scene(
-            scene_normalised, torch.from_numpy(poses_normalised), torch.from_numpy(K), side, side, options.supersampling
+            scene_normalised, torch.from_numpy(poses_normalised), K, side, side, options.supersampling
         )
     return SyntheticSequence(
         name=f"synthetic_{split}_{index:03d}",
@@ -415,16 +388,11 @@ def write_split(options: SyntheticCo3DOptions, split: str, directory: Path) -> l
     return names
 
 
-def dataset_root(options: SyntheticCo3DOptions, cache: str | Path | None = None) -> Path:
-    """Where `generate` puts the dataset (the `co3d_synthetic_for_gs` folder)."""
-    return Path(cache if cache is not None else default_cache_dir()) / options.key() / DATASET_DIR
-
-
 def generate(options: SyntheticCo3DOptions | None = None, cache: str | Path | None = None) -> Path:
     """The dataset root for `options` (default `SyntheticCo3DOptions()`) under `cache` (default: the shared
     synthetic-data folder), generated first unless a complete copy is cached (published atomically, `cached`)."""
     options = options or SyntheticCo3DOptions()
-    root = dataset_root(options, cache)
+    root = Path(cache if cache is not None else default_cache_dir()) / options.key() / DATASET_DIR
 
     def write(partial: Path) -> dict:
         splits = {split: write_split(options, split, partial / DATASET_DIR / split) for split in SPLITS}
@@ -438,31 +406,3 @@ def generate(options: SyntheticCo3DOptions | None = None, cache: str | Path | No
 
     cached(root.parent, write)
     return root
-
-
-__all__ = [
-    "CATEGORY",
-    "DATASET_DIR",
-    "GENERATOR_VERSION",
-    "Part",
-    "Scene",
-    "Shape",
-    "SyntheticCo3DOptions",
-    "SyntheticSequence",
-    "box",
-    "cylinder",
-    "dataset_root",
-    "generate",
-    "look_at_opencv",
-    "make_hydrant",
-    "make_scene",
-    "make_sequence",
-    "opencv_to_pytorch3d",
-    "orbit_cameras",
-    "random_similarity",
-    "render_scene",
-    "sample_surface",
-    "similarity_cam_to_world",
-    "sphere",
-    "write_split",
-]
