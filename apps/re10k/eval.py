@@ -1,16 +1,11 @@
-"""Evaluate a RealEstate10K run on Flash3D's protocol: teacher vs student (one sample, and N samples).
-
-Rows of a split file `key src tgt5 tgt10 tgt_rand` (Flash3D `splits/re10k_mine_filtered/test_files.txt`, or one
-written by `protocol.py`); per row the source frame is the input and the three targets are rendered with cameras
-relative to it, at the run's image size (Flash3D: 256×384), on grey. PSNR (unclamped prediction), SSIM and LPIPS-VGG
-on both images cropped by 5% per side; means over all rows per target slot (+5, +10, random ±30), the source view as
-its own slot.
+"""Evaluate a RealEstate10K run on Flash3D's protocol: teacher vs student (one sample, and N samples) on the rows
+`key src tgt5 tgt10 tgt_rand` of a split file, scored per target slot (+5, +10, ±30; the source view on its own) on
+5%-border-cropped images at the run's image size, on grey.
 
     uv run apps/re10k/eval.py runs/re10k-cpu-demo                  # evaluate a run directory
     uv run apps/re10k/eval.py runs/re10k --max-rows 500 --split-file test_files.txt
 
-Writes `eval/<split>/scores.json` (per slot, and per row under `per_item`), `eval/<split>/table.md` and comparison grids
-(source | teacher | student samples | ground truth, one row per target slot) as PNG.
+Writes `eval/<split>/scores.json`, `table.md` and comparison grids (one row per target slot).
 """
 
 import sys

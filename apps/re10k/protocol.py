@@ -1,5 +1,4 @@
-"""Write a Flash3D-format evaluation split (`key src tgt5 tgt10 tgt_rand` rows) for a RealEstate10K split in either
-layout: `uv run apps/re10k/protocol.py --root data/re10k --split test --out data/re10k/test_files.txt --every 10`."""
+"""Write a Flash3D-format evaluation split: `uv run apps/re10k/protocol.py --root data/re10k --out test_files.txt`."""
 
 import sys
 

@@ -1,5 +1,4 @@
-"""Generate (or find) the built-in synthetic RealEstate10K-format rooms and print their folder:
-`uv run apps/re10k/synthetic.py --train-scenes 20 --frames 60` (every option: `--help`)."""
+"""Generate (or find) the synthetic rooms and print their folder: `uv run apps/re10k/synthetic.py --help`."""
 
 import sys
 

@@ -1,6 +1,6 @@
 """The synthetic generator: its scenes described to the shared ray caster (room, objects, textures, light),
-deterministic scenes, camera paths inside the room with overlapping views, and an on-disk cache keyed by the options.
-The caster itself is tested in packages/splat-apps/tests/test_raycast.py."""
+deterministic scenes, camera paths inside the room with overlapping views, and the files in both layouts. The caster
+is tested in packages/splat-apps/tests/test_raycast.py, the cache's publishing in apps/srn/tests."""
 
 import json
 import math
@@ -10,19 +10,20 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from re10k_testdata import SMALL
+from re10k_testdata import SMALL, reproject
 
-from app_re10k.data import ChunkDataset, pixel_intrinsics
+from app_re10k.data import pixel_intrinsics
 from app_re10k.protocol import read_split
 from app_re10k.synthetic import (
+    TEXTURES,
     Box,
     Scene,
     Sphere,
     SyntheticOptions,
     Texture,
     _footprint_distance,
+    _yaw,
     generate_scene,
-    generate_synthetic,
     main,
     render_depth,
     surface_coordinates,
@@ -56,7 +57,7 @@ def cast(scene: Scene, origins, directions) -> tuple[raycast.Hits, torch.Tensor,
     return hits, slot, described.label(hits, points), colour
 
 
-def test_the_room_and_its_objects_are_where_the_scene_says_with_a_texture_and_label_per_face() -> None:
+def test_the_room_and_its_objects_are_where_the_scene_says_with_a_texture_and_label_per_face_and_shadows() -> None:
     scene = room(
         Sphere(np.array([1.0, 1.0, 1.0]), 0.5, FLAT), Box(np.array([-1.5, 0, 0.4]), np.ones(3) * 0.4, 0.3, FLAT)
     )
@@ -71,16 +72,12 @@ def test_the_room_and_its_objects_are_where_the_scene_says_with_a_texture_and_la
     assert slot.tolist() == [4, 1, 3, 7, 5, 6, 6]  # floor, wall x+, wall y+, sphere, ceiling, box (objects: 6 + i)
     assert len(set(label.tolist())) == 7  # every face seen is its own label, so its edges get supersampled
     assert (colour >= 0).all() and (colour <= 1).all()
-
-
-def test_objects_cast_shadows_from_the_point_light() -> None:
-    lit = cast(room(), [[0.0, 0.0, 1.0]], [[0.0, 0.0, -1.0]])[3]
+    lit = cast(room(), [[0.0, 0.0, 1.0]], [[0.0, 0.0, -1.0]])[3]  # the floor under the light, then behind a sphere
     shadowed = cast(room(Sphere(np.array([0.0, 0.0, 1.8]), 0.2, FLAT)), [[0.3, 0.0, 1.0]], [[-0.3, 0.0, -1.0]])[3]
-    # the same floor point (the origin), directly under the light, behind a sphere
     assert shadowed.sum() < 0.6 * lit.sum()
 
 
-@pytest.mark.parametrize("kind", ["checker", "stripes", "noise", "bricks", "grid"])
+@pytest.mark.parametrize("kind", TEXTURES)
 def test_textures_stick_to_the_objects_and_vary_on_them(kind: str) -> None:
     """A point given in an object's frame has the same albedo wherever the object stands and however a box is yawed
     (the texture moves with the object); different points of a face differ."""
@@ -90,19 +87,13 @@ def test_textures_stick_to_the_objects_and_vary_on_them(kind: str) -> None:
     local = np.stack([np.full(50, 0.3), rng.uniform(-0.4, 0.4, 50), rng.uniform(-0.5, 0.5, 50)], axis=1)  # face x+
     seen = []
     for centre, yaw in [((0.5, 0.5, 0.5), 0.0), ((-1.0, 0.3, 0.6), 2.0)]:
-        c, s = math.cos(yaw), math.sin(yaw)
-        rotation = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-        world = local @ rotation.T + centre
-        outward = rotation[:, 0]
-        scene = room(Box(np.array(centre), half, yaw, texture))
-        described = scene.described()
-        hits = raycast.intersect(
-            described.primitives,
-            torch.tensor(world + 0.2 * outward, dtype=torch.float32),
-            torch.tensor(np.broadcast_to(-outward, world.shape).copy(), dtype=torch.float32),
-        )
+        rotation = _yaw(yaw)
+        world = torch.tensor(local @ rotation.T + centre, dtype=torch.float32)
+        outward = torch.tensor(rotation[:, 0], dtype=torch.float32).expand_as(world)
+        described = room(Box(np.array(centre), half, yaw, texture)).described()
+        hits = raycast.intersect(described.primitives, world + 0.2 * outward, -outward)
         assert (hits.primitive == 1).all()
-        seen.append(described.albedo(hits, torch.tensor(world, dtype=torch.float32)))
+        seen.append(described.albedo(hits, world))
     torch.testing.assert_close(seen[0], seen[1], atol=1e-4, rtol=0)
     assert seen[0].std(dim=0).max() > 0.05
     sphere_seen = []
@@ -120,17 +111,13 @@ def test_frames_are_opencv_views_of_the_room_and_adaptive_supersampling_matches_
     """From the room centre looking along +x (z up): the x+ wall is 3 m deep at the image centre and a sphere on the
     camera's right (world -y) shows in the right half. The adaptive anti-aliasing catches the texture and face edges:
     it is within a few thousandths of supersampling every pixel."""
+    colours, kinds = np.array([[0.8, 0.6, 0.3], [0.2, 0.3, 0.5]]), [*TEXTURES, "checker"]
     faces = tuple(
-        Texture(
-            kind, np.array([[0.8, 0.6, 0.3], [0.2, 0.3, 0.5]]), 0.4, 0.5, np.random.default_rng(i).uniform(size=(8, 8))
-        )
-        for i, kind in enumerate(["checker", "stripes", "noise", "bricks", "grid", "checker"])
+        Texture(k, colours, 0.4, 0.5, np.random.default_rng(i).uniform(size=(8, 8))) for i, k in enumerate(kinds)
     )
     scene = room(Sphere(np.array([2.0, -1.0, 1.0]), 0.3, faces[0]), faces=faces)
-    eye = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)
-    c2w = look_at(
-        eye, eye + torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64), torch.tensor([[0.0, 0.0, 1.0]]).double()
-    )
+    eye, forward, up = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)[:, None]
+    c2w = look_at(eye, eye + forward, up)
     K = pixel_intrinsics(torch.tensor([[[0.5, 0, 0.5], [0, 0.75, 0.5], [0, 0, 1.0]]]), 24, 36)
     depth = render_depth(scene, c2w, K, 24, 36)[0]
     torch.testing.assert_close(depth[11:13, 17:19], torch.full((2, 2), 3.0), rtol=1e-5, atol=0)
@@ -150,8 +137,20 @@ def test_scenes_are_deterministic_per_seed_and_independent_of_the_scene_count() 
     assert first.key != other.key and not torch.equal(first.images, other.images)
 
 
-def test_camera_path_stays_inside_the_room_away_from_objects() -> None:
-    for split, index in [("train", 0), ("train", 1), ("test", 0), ("test", 1)]:
+def visible_fraction(generated, source: int, target: int, height: int, width: int) -> float:
+    """Fraction of the source frame's pixels whose surface point is seen (unoccluded) in the target frame."""
+    c2w, K = generated.path.cam_to_world, pixel_intrinsics(generated.path.intrinsics, height, width).double()
+    depth = render_depth(generated.scene, c2w[[source, target]], K[[source, target]], height, width).numpy()
+    source_to_target = torch.linalg.inv(c2w[target]) @ c2w[source]
+    u, v, z = reproject(depth[0], K[source].numpy(), K[target].numpy(), source_to_target.numpy())
+    inside = (z > 0.05) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    seen = depth[1][np.clip(v, 0, height - 1).astype(int), np.clip(u, 0, width - 1).astype(int)]
+    return float((inside & (np.abs(seen - z) < 0.05 * z)).mean())
+
+
+def test_the_camera_walks_inside_the_room_away_from_objects_and_frames_30_apart_share_the_view() -> None:
+    fractions = []
+    for split, index in [("train", 0), ("train", 1), ("train", 2), ("test", 0), ("test", 1)]:
         generated = generate_scene(replace(SMALL, height=4, width=6), split, index)
         centres = generated.path.cam_to_world[:, :3, 3].numpy()
         hx, hy = generated.scene.half_extent
@@ -162,44 +161,15 @@ def test_camera_path_stays_inside_the_room_away_from_objects() -> None:
             assert _footprint_distance(centres[:, :2], obj).min() >= 0.5
             reach = np.linalg.norm(obj.half_size[:2]) if isinstance(obj, Box) else obj.radius
             assert (np.abs(obj.centre[:2]) + reach < generated.scene.half_extent).all()
-        # a smooth walk: steps of a few centimetres, never a jump
         steps = np.linalg.norm(np.diff(centres, axis=0), axis=1)
-        assert steps.max() < 0.06 and steps.min() > 0.005
-
-
-def visible_fraction(generated, source: int, target: int, height: int, width: int) -> float:
-    """Fraction of the source frame's pixels whose surface point is seen (unoccluded) in the target frame."""
-    path = generated.path
-    K = pixel_intrinsics(path.intrinsics, height, width).double()
-    depth = render_depth(
-        generated.scene, path.cam_to_world[[source, target]], K[[source, target]], height, width
-    ).numpy()
-    rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
-    pixels = np.stack([cols + 0.5, rows + 0.5, np.ones((height, width))], axis=-1).reshape(-1, 3)
-    camera = pixels @ np.linalg.inv(K[source].numpy()).T * depth[0].reshape(-1, 1)
-    c2w = path.cam_to_world.numpy()
-    world = camera @ c2w[source, :3, :3].T + c2w[source, :3, 3]
-    w2c = np.linalg.inv(c2w[target])
-    projected = (world @ w2c[:3, :3].T + w2c[:3, 3]) @ K[target].numpy().T
-    z = projected[:, 2]
-    u, v = projected[:, 0] / np.maximum(z, 1e-9), projected[:, 1] / np.maximum(z, 1e-9)
-    inside = (z > 0.05) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
-    seen = depth[1][np.clip(v, 0, height - 1).astype(int), np.clip(u, 0, width - 1).astype(int)]
-    return float((inside & (np.abs(seen - z) < 0.05 * z)).mean())
-
-
-def test_frames_30_apart_still_share_a_good_part_of_the_view() -> None:
-    fractions = []
-    for split, index in [("train", 0), ("train", 1), ("train", 2), ("test", 0), ("test", 1)]:
-        generated = generate_scene(replace(SMALL, height=4, width=6), split, index)
+        assert steps.max() < 0.06 and steps.min() > 0.005  # a smooth walk: steps of a few centimetres, never a jump
         for source in range(0, 10, 3):
             fractions += [visible_fraction(generated, source, source + 30, 24, 36)]
             fractions += [visible_fraction(generated, source + 30, source, 24, 36)]
     assert min(fractions) > 0.15 and np.mean(fractions) > 0.25
 
 
-def test_frames_show_varied_texture(small_dataset) -> None:
-    sequence = ChunkDataset(small_dataset.chunks, "train")[ChunkDataset(small_dataset.chunks, "train").keys()[0]]
+def test_frames_show_varied_texture(sequence) -> None:
     for index in (0, 20, 39):
         image = sequence.image(index, None)
         assert image.std() > 0.08  # not a flat colour
@@ -208,51 +178,25 @@ def test_frames_show_varied_texture(small_dataset) -> None:
 
 def test_generated_dataset_has_every_layout_and_a_valid_split(small_dataset) -> None:
     root = small_dataset.root
+    assert re.fullmatch("re10k-[0-9a-f]{12}", root.name) and root.name == SMALL.key() != replace(SMALL, seed=1).key()
     manifest = json.loads((root / "manifest.json").read_text())
     assert manifest["options"]["frames"] == SMALL.frames and (root / MARKER).is_file()
     for split in ("train", "test"):
         index = json.loads((small_dataset.chunks / split / "index.json").read_text())
         assert list(index) == manifest["scenes"][split] and len(index) == SMALL.scenes(split)
         assert len(set(index.values())) == math.ceil(SMALL.scenes(split) / SMALL.scenes_per_chunk)
-        assert sorted(p.stem for p in (small_dataset.txt / split).glob("*.txt")) == sorted(index)
     counts = small_dataset.open("test").frame_counts()
-    assert small_dataset.open("test", "txt").frame_counts() == counts
+    assert small_dataset.open("test", "txt").frame_counts() == counts  # the txt layout (compared in test_re10k_readers)
     rows = read_split(small_dataset.split_file, counts)
     assert len(rows) == manifest["split_rows"] == len(counts) * 3  # sources 0, 10, 20 of 40 frames (src + 10 < 40)
 
 
-def test_cache_is_reused_when_complete_and_regenerated_when_not(tmp_path) -> None:
-    options = SyntheticOptions(height=8, width=12, train_scenes=1, test_scenes=1, frames=12, write_txt=False)
-    dataset = generate_synthetic(options, tmp_path)
-    assert dataset.root.name == options.key() and dataset.txt is None
-    marker = dataset.root / MARKER
-    stamp = marker.stat().st_mtime_ns
-    assert generate_synthetic(options, tmp_path).root == dataset.root and marker.stat().st_mtime_ns == stamp
-    marker.unlink()  # as if a run was interrupted before the marker
-    (dataset.root / "chunks" / "train" / "index.json").write_text("{}")
-    again = generate_synthetic(options, tmp_path)
-    assert (again.root / MARKER).is_file()
-    assert len(json.loads((again.root / "chunks" / "train" / "index.json").read_text())) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == [options.key()]  # no partial folders left
-    assert replace(options, seed=1).key() != options.key()
-
-
-def test_the_cache_key_keeps_its_format_and_changed_with_the_generator_version() -> None:
-    """`re10k-` + 12 hex digits of the options and generator version; version 2 (the shared ray caster) no longer
-    finds the folders of version 1 (NumPy caster, full supersampling), whose default key was re10k-9d39264fecec."""
-    key = SyntheticOptions().key()
-    assert re.fullmatch("re10k-[0-9a-f]{12}", key) and key != "re10k-9d39264fecec"
-
-
-def test_command_line_generates_into_the_given_cache(tmp_path, capsys) -> None:
+def test_the_command_line_generates_into_the_given_cache_and_options_are_validated(tmp_path, capsys) -> None:
     argv = ["--height", "8", "--width", "12", "--train-scenes", "1", "--test-scenes", "1", "--frames", "12"]
     assert main([*argv, "--no-write-txt", "--cache-dir", str(tmp_path)]) == 0
     options = SyntheticOptions(height=8, width=12, train_scenes=1, test_scenes=1, frames=12, write_txt=False)
     assert str(tmp_path / options.key()) in capsys.readouterr().out
-    assert (tmp_path / options.key() / MARKER).is_file()
-
-
-def test_options_are_validated() -> None:
+    assert (tmp_path / options.key() / MARKER).is_file() and not (tmp_path / options.key() / "txt").exists()
     with pytest.raises(ValueError, match="frames"):
         SyntheticOptions(frames=0)
     with pytest.raises(ValueError, match="jpeg_quality"):

@@ -1,22 +1,21 @@
-"""The RealEstate10K app: RealEstate10K clips in either public layout (or the built-in synthetic rooms), the
-Flash3D-style teacher, Flash3D's +5 / +10 / ±30 protocol — what `splat_apps.commands` needs
-(`splat_apps.contract.App`)."""
+"""The RealEstate10K app: clips in either public layout (or the built-in synthetic rooms), the Flash3D-style teacher
+and Flash3D's +5 / +10 / ±30 protocol, as the `splat_apps.contract.App` the shared commands run."""
 
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from jaxtyping import Float
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 
 from splat_apps import SampleInput, StaticProtocol, collate
 from splat_apps.contract import App, AppDefaults
+from splat_apps.datacheck import given_folder
 from splat_apps.views import input_batch
 from splat_render import Cameras, Gaussians
-from splat_teachers import Flash3D, Flash3DConfig, UniDepthV1
+from splat_teachers import Flash3D, UniDepthV1
 from splat_train import BatchSource, SeededExamples, ViewBatch
 from splat_train.checkpoint import load_checkpoint
 
@@ -28,6 +27,7 @@ from .data import (
     ExampleConfig,
     SequenceDataset,
     TrainingExamples,
+    image_tensor,
     load_example,
     open_dataset,
     pixel_intrinsics,
@@ -48,81 +48,31 @@ class SampleOptions:
     row: int = 0  # row of the run's split file whose source frame is used when no --image is given
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Data
-
-
 def data_source(experiment: RE10KExperiment, progress: Progress | None = None) -> DataSource:
     """The given RealEstate10K root, or the built-in synthetic scenes (generated once, cached)."""
     config = experiment.data
     if config.root is not None:
-        root = Path(config.root)
-        if not root.is_dir():
-            raise ValueError(f"--data.root {root}: no such folder (expected one holding train/ and test/)")
-        split_file = Path(config.split_file) if config.split_file is not None else root / SPLIT_FILE
-        return DataSource(root, split_file, synthetic=False)
+        root = given_folder("--data.root", config.root, "one holding train/ and test/")
+        return DataSource(root, Path(config.split_file or root / SPLIT_FILE), synthetic=False)
     synthetic = generate_synthetic(config.synthetic, cache_dir=config.cache_dir, progress=progress)
-    split_file = Path(config.split_file) if config.split_file is not None else synthetic.split_file
-    return DataSource(synthetic.chunks, split_file, synthetic=True)
+    return DataSource(synthetic.chunks, Path(config.split_file or synthetic.split_file), synthetic=True)
 
 
 def open_split(experiment: RE10KExperiment, source: DataSource, split: str) -> SequenceDataset:
     return open_dataset(source.root, split, cached_chunks=experiment.data.cached_chunks)
 
 
-def example_config(experiment: RE10KExperiment) -> ExampleConfig:
-    data = experiment.data
-    return ExampleConfig(
-        size=experiment.image_size,
-        num_targets=data.num_targets,
-        max_offset=data.max_offset,
-        render_source=data.render_source,
-        near=NEAR,
-        far=FAR,
-    )
-
-
-def stage_batches(examples: TrainingExamples, experiment: RE10KExperiment) -> dict[str, SeededExamples]:
-    """The training data per stage; the multi-step stage gets its own, smaller batch size. The loop picks the (clip,
-    source frame) pairs (epochs of shuffled pairs, split across the ranks under torchrun) and a seed per pair; each
-    pair's targets (within ±max_offset) are drawn from its seed."""
-
-    def batches(batch_size: int) -> SeededExamples:
-        return SeededExamples(
-            num_items=len(examples),
-            batch_size=batch_size,
-            example=examples.example,
-            collate=lambda chosen: collate(chosen, experiment.device),
-        )
-
-    data = experiment.data
-    return {
-        "teacher": batches(data.batch_size),
-        "bootstrap": batches(data.batch_size),
-        "multistep": batches(data.multistep_batch_size),
-    }
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Teacher
-
-
-def teacher_config(experiment: RE10KExperiment) -> Flash3DConfig:
-    config = experiment.model.teacher
-    return replace(config, depth_source="external") if experiment.model.depth == "unidepth" else config
-
-
 def build_teacher(experiment: RE10KExperiment) -> Flash3D:
     """The Flash3D-style teacher (fresh, or `teacher_weights`); with `depth="unidepth"` its frozen depth backbone."""
-    backbone = None
+    config, backbone = experiment.model.teacher, None
     if experiment.model.depth == "unidepth":
+        config = replace(config, depth_source="external")
         try:
             backbone = UniDepthV1()
         except RuntimeError as error:
             raise ValueError(f"--model.depth unidepth: {error}") from None
         backbone.model.to(experiment.device)
-    pretrained = experiment.model.pretrained_encoder
-    teacher = Flash3D(teacher_config(experiment), depth_backbone=backbone, pretrained=pretrained)
+    teacher = Flash3D(config, depth_backbone=backbone, pretrained=experiment.model.pretrained_encoder)
     if experiment.teacher_weights is not None:
         path = Path(experiment.teacher_weights)
         if not path.is_file():
@@ -135,18 +85,13 @@ def build_teacher(experiment: RE10KExperiment) -> Flash3D:
     return teacher.to(experiment.device)
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# sample.py
-
-
 def read_image(path: Path, height: int, width: int) -> Float[Tensor, "3 height width"]:
     """Any RGB(A) image file as RGB in [0, 1], resized (LANCZOS, as the frames are) to height × width."""
     try:
         with Image.open(path) as opened:
-            image = opened.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
-    except (OSError, UnidentifiedImageError) as error:
+            return image_tensor(opened, (height, width))
+    except OSError as error:  # pillow's UnidentifiedImageError is one
         raise ValueError(f"--image {path}: cannot read it as an image ({error})") from None
-    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
 
 
 def image_intrinsics(options: SampleOptions, height: int, width: int) -> Float[Tensor, "3 3"]:
@@ -160,24 +105,19 @@ def image_intrinsics(options: SampleOptions, height: int, width: int) -> Float[T
             raise ValueError(f"--fov-degrees must be in (0, 180), got {options.fov_degrees}")
         fx = 0.5 / math.tan(math.radians(options.fov_degrees) / 2)
         fy, cx, cy = fx * width / height, 0.5, 0.5
-    normalized = torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
-    return pixel_intrinsics(normalized, height, width)
+    return pixel_intrinsics(torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]]), height, width)
 
 
 def fly_through_cameras(K: Float[Tensor, "3 3"], width: int, height: int, depth: float, frames: int = 36) -> Cameras:
     """`frames` cameras (batch 1) relative to the source camera: forward by up to 0.3·depth and back, swaying
     sideways by ±0.1·depth and turning by ±10° about the camera's y axis (a short walk-through)."""
-    poses = []
+    cam_to_world = torch.eye(4).repeat(1, frames, 1, 1)
     for i in range(frames):
         phase = 2 * math.pi * i / frames
         yaw = math.radians(10.0) * math.sin(phase)
-        cam_to_world = torch.eye(4)
-        cam_to_world[:3, :3] = torch.tensor(
-            [[math.cos(yaw), 0.0, math.sin(yaw)], [0.0, 1.0, 0.0], [-math.sin(yaw), 0.0, math.cos(yaw)]]
-        )
-        cam_to_world[:3, 3] = torch.tensor([0.1 * math.sin(phase), 0.0, 0.3 * (1 - math.cos(phase)) / 2]) * depth
-        poses.append(cam_to_world)
-    cam_to_world = torch.stack(poses)[None]
+        cos, sin = math.cos(yaw), math.sin(yaw)
+        cam_to_world[0, i, :3, :3] = torch.tensor([[cos, 0.0, sin], [0.0, 1.0, 0.0], [-sin, 0.0, cos]])
+        cam_to_world[0, i, :3, 3] = torch.tensor([0.1 * math.sin(phase), 0.0, 0.3 * (1 - math.cos(phase)) / 2]) * depth
     return Cameras.from_cam_to_world(cam_to_world, K.expand(1, frames, 3, 3).clone(), width, height, NEAR, FAR)
 
 
@@ -196,25 +136,28 @@ def sample_row_input(options: SampleOptions, experiment: RE10KExperiment, source
 
 
 class RE10KApp(AppDefaults):
-    name, title, experiment_type, presets, sample_options = (
-        "re10k",
-        "RealEstate10K",
-        RE10KExperiment,
-        PRESETS,
-        SampleOptions,
-    )
+    name = "re10k"
+    title = "RealEstate10K"
+    experiment_type = RE10KExperiment
+    presets = PRESETS
+    sample_options = SampleOptions
     animation = "fly-throughs"
 
     def data(self, experiment: RE10KExperiment) -> DataSource:
         return data_source(experiment)
 
     def training_data(self, experiment: RE10KExperiment, source: DataSource) -> tuple[dict[str, BatchSource], str]:
-        examples = TrainingExamples(open_split(experiment, source, "train"), example_config(experiment))
+        data = experiment.data
+        config = ExampleConfig(experiment.image_size, data.num_targets, data.max_offset, data.render_source)
+        examples = TrainingExamples(open_split(experiment, source, "train"), config)
+        sizes = {"teacher": data.batch_size, "bootstrap": data.batch_size, "multistep": data.multistep_batch_size}
+        stages = {  # the loop picks the (clip, source frame) pairs, and a seed for each pair's targets
+            stage: SeededExamples(len(examples), size, examples.example, lambda e: collate(e, experiment.device))
+            for stage, size in sizes.items()
+        }
         height, width = experiment.image_size
-        description = (
-            f"{source.root} · {len(examples.keys)} training clips, {len(examples)} source frames · {height}x{width}"
-        )
-        return stage_batches(examples, experiment), description
+        description = f"{source.root} · {len(examples.keys)} training clips, {len(examples)} source frames"
+        return stages, f"{description} · {height}x{width}"
 
     def teacher(self, experiment: RE10KExperiment, source: DataSource) -> Flash3D:
         return build_teacher(experiment)

@@ -1,26 +1,6 @@
-"""RealEstate10K readers (pixelSplat chunks, original txt files) and training examples with relative cameras.
-
-Two public layouts hold the same numbers (README.md "Data preparation"; shared/notes/flash3d_datasets.md §2):
-
-* pixelSplat chunks: `<root>/<split>/NNNNNN.torch`, each a list of dicts `{"url": str, "key": str,
-  "timestamps": int64 [N], "cameras": float32 [N, 18], "images": N uint8 tensors of JPEG file bytes}`, plus
-  `<root>/<split>/index.json` mapping every key to its chunk file name.
-* the original RealEstate10K txt files: `<root>/<split>/<key>.txt` (a URL line, then per frame a timestamp in
-  microseconds and the same 18 numbers), with frames as `<root>/<split>/<key>/<timestamp>.jpg` (Flash3D's download
-  layout).
-
-The 18 camera numbers are `fx fy cx cy 0 0` followed by the 3×4 world-to-camera matrix [R|t] row-major, in OpenCV axes
-(x right, y down, z forward). The intrinsics are normalized per axis (row 0 of K divided by the image width, row 1 by
-the height; (0, 0) is the top-left corner of the image and (1, 1) its bottom-right corner), so K in pixels of any
-resize is `K_normalized * [W, H, 1]` row-wise, which is how frames are resized to Flash3D's 256×384 (aspect 16:9 →
-3:2; Flash3D does the same).
-
-Training examples follow Flash3D: a source frame and targets at random distinct offsets within ±30 frames, as
-`splat_apps.views.ViewExample`s with cameras relative to the source (source camera = identity,
-`world_to_cam_j @ cam_to_world_src`), images in [0, 1]; `splat_apps.views.collate` stacks them into a `ViewBatch`.
-Chunks are read with `torch.load(..., weights_only=True)`: never unpickling anything but tensors, lists, dicts and
-strings; malformed chunks, txt lines and JPEGs raise a ValueError naming the file.
-"""
+"""RealEstate10K readers and writers of both public layouts, pixelSplat chunks and the original txt files (their
+format and camera convention: README.md "Data preparation"), and training examples with cameras relative to the
+source frame. Malformed chunks, txt lines and JPEGs raise a ValueError naming the file."""
 
 import io
 import json
@@ -30,7 +10,6 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -50,10 +29,6 @@ NEAR, FAR = 0.01, 100.0  # Flash3D's znear / zfar for RealEstate10K renders
 SPLIT_FILE = "test_files.txt"  # Flash3D's name for the evaluation split (splits/re10k_mine_filtered/test_files.txt)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Cameras
-
-
 def cameras_from_rows(
     rows: Float[Tensor, "views 18"],
 ) -> tuple[Float[Tensor, "views 3 3"], Float[Tensor, "views 4 4"]]:
@@ -71,24 +46,17 @@ def cameras_from_rows(
 def rows_from_cameras(
     intrinsics: Float[Tensor, "views 3 3"], world_to_cam: Float[Tensor, "views 4 4"]
 ) -> Float[Tensor, "views 18"]:
-    """The 18-number rows (`fx fy cx cy 0 0` + row-major 3×4 world-to-camera) of normalized K and world-to-camera."""
+    """The 18-number rows of normalized K and world-to-camera matrices."""
     K = intrinsics
     intrinsic_part = torch.stack([K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]], dim=-1)
     return torch.cat([intrinsic_part, torch.zeros_like(intrinsic_part[:, :2]), world_to_cam[:, :3].flatten(1)], dim=1)
 
 
 def pixel_intrinsics(normalized: Float[Tensor, "*batch 3 3"], height: int, width: int) -> Float[Tensor, "*batch 3 3"]:
-    """K in pixels for a `height`×`width` image: row 0 of the normalized K times W, row 1 times H.
-
-    Normalized coordinates put (0, 0) at the top-left image corner and (1, 1) at the bottom-right one, which is the
-    pixel convention of `splat_render.Cameras` (pixel (i, j) centred at (j + 0.5, i + 0.5)): cx = 0.5 → W / 2.
-    """
+    """K in pixels for a `height`×`width` image: row 0 of the normalized K times W, row 1 times H. Normalized (0, 0)
+    and (1, 1) are the image's outer corners, as in `splat_render.Cameras` (pixel (i, j) centred at (j + ½, i + ½))."""
     scale = torch.tensor([width, height, 1.0], dtype=normalized.dtype, device=normalized.device)
     return normalized * scale[:, None]
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Images
 
 
 def encode_jpeg(image: UInt8[np.ndarray, "height width 3"], quality: int = 95) -> bytes:
@@ -98,37 +66,31 @@ def encode_jpeg(image: UInt8[np.ndarray, "height width 3"], quality: int = 95) -
     return buffer.getvalue()
 
 
-def decode_jpeg(data: bytes, size: tuple[int, int] | None = None, *, name: str) -> Float[Tensor, "3 height width"]:
-    """Decode JPEG bytes to RGB in [0, 1], resized (LANCZOS, as Flash3D) to `size` = (height, width) if given.
+def image_tensor(image: Image.Image, size: tuple[int, int] | None) -> Float[Tensor, "3 height width"]:
+    """A pillow image as RGB in [0, 1], resized (LANCZOS, as Flash3D) to `size` = (height, width) if given."""
+    image = image.convert("RGB")
+    if size is not None and (image.height, image.width) != tuple(size):
+        image = image.resize((size[1], size[0]), Image.Resampling.LANCZOS)
+    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
 
-    `name` says where the bytes came from (file, key, frame) for the error raised on anything that is not a JPEG.
-    """
+
+def decode_jpeg(data: bytes, size: tuple[int, int] | None = None, *, name: str) -> Float[Tensor, "3 height width"]:
+    """JPEG bytes as RGB in [0, 1] (`image_tensor`); `name` (file, key, frame) is named in the error for bad data."""
     if not data.startswith(JPEG_MAGIC):
         raise ValueError(f"{name}: not JPEG data (starts with {data[:4]!r})")
     try:
         with Image.open(io.BytesIO(data)) as opened:
             if opened.format != "JPEG":
                 raise ValueError(f"{name}: not JPEG data (pillow reads it as {opened.format})")
-            image = opened.convert("RGB")
-            if size is not None and (image.height, image.width) != tuple(size):
-                image = image.resize((size[1], size[0]), Image.Resampling.LANCZOS)
+            return image_tensor(opened, size)
     except (OSError, UnidentifiedImageError, SyntaxError) as error:
         raise ValueError(f"{name}: cannot decode JPEG ({error})") from None
-    array = np.asarray(image, dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# One sequence (a RealEstate10K clip)
 
 
 @dataclass(frozen=True)
 class FrameSequence:
-    """One RealEstate10K clip: per-frame timestamps and cameras; images decoded only when asked for.
-
-    `frames[i]` is frame i's JPEG: a uint8 byte tensor (pixelSplat chunk) or a file path (txt layout).
-    `source` is the file the clip was read from (a chunk or a txt file), named in every error.
-    """
+    """One clip: per-frame timestamps and cameras; `frames[i]` is frame i's JPEG, a uint8 byte tensor (chunk) or a
+    file path (txt layout), decoded only when asked for. `source` (the chunk or txt file) is named in every error."""
 
     key: str
     url: str
@@ -159,46 +121,25 @@ class FrameSequence:
                 raise ValueError(f"{frame}: cannot read frame {index} of {self.key} ({error.strerror})") from None
         return frame.numpy().tobytes()
 
-    def frame_name(self, index: int) -> str:
-        frame = self.frames[index]
-        return str(frame) if isinstance(frame, Path) else f"{self.source} (key {self.key}, frame {index})"
-
     def image(self, index: int, size: tuple[int, int] | None = FLASH3D_SIZE) -> Float[Tensor, "3 height width"]:
         """Frame `index` as RGB in [0, 1], resized to `size` = (height, width) (None: as stored)."""
-        return decode_jpeg(self.jpeg(index), size, name=self.frame_name(index))
-
-    def pixel_intrinsics(self, indices: list[int], size: tuple[int, int]) -> Float[Tensor, "views 3 3"]:
-        """K in pixels of frames `indices` resized to `size` = (height, width)."""
-        return pixel_intrinsics(self.intrinsics[indices], size[0], size[1])
-
-
-def _checked_cameras(
-    rows: Float[Tensor, "views 18"], where: str
-) -> tuple[Float[Tensor, "views 3 3"], Float[Tensor, "views 4 4"]]:
-    if not torch.isfinite(rows).all():
-        raise ValueError(f"{where}: cameras contain NaN or Inf")
-    if (rows[:, :2] <= 0).any():
-        raise ValueError(f"{where}: focal lengths fx, fy must be positive")
-    return cameras_from_rows(rows.to(torch.float32))
+        frame = self.frames[index]
+        name = str(frame) if isinstance(frame, Path) else f"{self.source} (key {self.key}, frame {index})"
+        return decode_jpeg(self.jpeg(index), size, name=name)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # pixelSplat chunks
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _load_failure(error: BaseException) -> str:
-    """The gist of a `torch.load` failure: torch's refusal to unpickle something (`weights_only`) is a paragraph of
-    advice around one line naming what it met; other errors keep their first line."""
-    text = str(error)
+    """The gist of a `torch.load` failure: the one line naming what `weights_only` refused to unpickle (torch wraps
+    it in a paragraph of advice), else the error's first line."""
+    text = str(error).strip()
     if "WeightsUnpickler error:" in text:
         detail = [line.strip() for line in text.split("WeightsUnpickler error:", 1)[1].splitlines() if line.strip()]
         return f"refused to unpickle it: {detail[0]}" if detail else "refused to unpickle it"
-    return _first_line(error)
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _sequence_from_example(example: object, path: Path, position: int) -> FrameSequence:
@@ -225,20 +166,16 @@ def _sequence_from_example(example: object, path: Path, position: int) -> FrameS
             raise ValueError(f"{where}: image {index} must be a 1-D uint8 tensor of JPEG bytes")
         if image[: len(JPEG_MAGIC)].numpy().tobytes() != JPEG_MAGIC:
             raise ValueError(f"{where}: image {index} is not JPEG data (no JPEG start-of-image marker)")
-    intrinsics, world_to_cam = _checked_cameras(cameras, where)
-    return FrameSequence(
-        key=key,
-        url=url,
-        timestamps=timestamps.to(torch.int64),
-        intrinsics=intrinsics,
-        world_to_cam=world_to_cam,
-        frames=tuple(images),
-        source=path,
-    )
+    if not torch.isfinite(cameras).all():
+        raise ValueError(f"{where}: cameras contain NaN or Inf")
+    if (cameras[:, :2] <= 0).any():
+        raise ValueError(f"{where}: focal lengths fx, fy must be positive")
+    intrinsics, world_to_cam = cameras_from_rows(cameras.to(torch.float32))
+    return FrameSequence(key, url, timestamps.to(torch.int64), intrinsics, world_to_cam, tuple(images), path)
 
 
 def read_chunk(path: str | os.PathLike) -> list[FrameSequence]:
-    """The sequences of one pixelSplat chunk file (`torch.load(..., weights_only=True)`; nothing else unpickled)."""
+    """The sequences of one pixelSplat chunk file."""
     path = Path(path)
     try:
         examples = torch.load(path, map_location="cpu", weights_only=True)
@@ -284,11 +221,28 @@ def read_index(path: str | os.PathLike) -> dict[str, str]:
     return index
 
 
-class ChunkDataset:
-    """One split of the pixelSplat layout: `<root>/<split>/index.json` and its chunks, read on demand.
+class SequenceDataset:
+    """One split of a dataset: its sequences by key (`ChunkDataset`, `TxtDataset`)."""
 
-    The last `cached_chunks` chunks read are kept in memory (a real chunk is ~100 MB of JPEG bytes).
-    """
+    def keys(self) -> list[str]:
+        raise NotImplementedError
+
+    def __getitem__(self, key: str) -> FrameSequence:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def __iter__(self) -> Iterator[FrameSequence]:
+        return (self[key] for key in self.keys())
+
+    def frame_counts(self) -> dict[str, int]:
+        return {sequence.key: len(sequence) for sequence in self}
+
+
+class ChunkDataset(SequenceDataset):
+    """One split of the pixelSplat layout, chunks read on demand; the last `cached_chunks` read are kept in memory (a
+    real chunk is ~100 MB of JPEG bytes)."""
 
     def __init__(self, root: str | os.PathLike, split: str, *, cached_chunks: int = 2) -> None:
         if cached_chunks < 1:
@@ -299,50 +253,55 @@ class ChunkDataset:
         self._cache: OrderedDict[str, dict[str, FrameSequence]] = OrderedDict()
 
     def _chunk(self, name: str) -> dict[str, FrameSequence]:
-        if name in self._cache:
-            self._cache.move_to_end(name)
-            return self._cache[name]
-        sequences = {sequence.key: sequence for sequence in read_chunk(self.directory / name)}
-        self._cache[name] = sequences
-        while len(self._cache) > self.cached_chunks:
-            self._cache.popitem(last=False)
-        return sequences
+        if name not in self._cache:
+            self._cache[name] = {sequence.key: sequence for sequence in read_chunk(self.directory / name)}
+            while len(self._cache) > self.cached_chunks:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(name)
+        return self._cache[name]
 
     def keys(self) -> list[str]:
         return list(self.index)
 
-    def __len__(self) -> int:
-        return len(self.index)
-
     def __getitem__(self, key: str) -> FrameSequence:
         if key not in self.index:
             raise KeyError(f"{key!r} is not in {self.directory / 'index.json'}")
-        name = self.index[key]
-        sequences = self._chunk(name)
+        sequences = self._chunk(self.index[key])
         if key not in sequences:
-            raise ValueError(f"{self.directory / name}: index.json puts key {key} in this chunk but it is not there")
+            chunk = self.directory / self.index[key]
+            raise ValueError(f"{chunk}: index.json puts key {key} in this chunk but it is not there")
         return sequences[key]
 
     def __iter__(self) -> Iterator[FrameSequence]:
         """Every indexed sequence, chunk by chunk (each chunk read once)."""
-        by_chunk: dict[str, list[str]] = {}
-        for key, name in self.index.items():
-            by_chunk.setdefault(name, []).append(key)
-        for name in sorted(by_chunk):
-            for key in by_chunk[name]:
-                yield self[key]
-
-    def frame_counts(self) -> dict[str, int]:
-        return {sequence.key: len(sequence) for sequence in self}
+        return (self[key] for key in sorted(self.index, key=self.index.__getitem__))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Original RealEstate10K txt files
 
 
+def _txt_row(path: Path, number: int, tokens: list[str]) -> tuple[int, list[float]]:
+    """The timestamp and camera numbers of line `number` of a txt file."""
+    if len(tokens) != 1 + CAMERA_COLUMNS:
+        raise ValueError(f"{path}:{number}: expected {1 + CAMERA_COLUMNS} columns, got {len(tokens)}")
+    try:
+        timestamp = int(tokens[0])
+    except ValueError:
+        raise ValueError(f"{path}:{number}: timestamp {tokens[0]!r} is not an integer") from None
+    try:
+        row = [float(token) for token in tokens[1:]]
+    except ValueError as error:
+        raise ValueError(f"{path}:{number}: {error}") from None
+    if not all(math.isfinite(value) for value in row):
+        raise ValueError(f"{path}:{number}: camera numbers must be finite")
+    if row[0] <= 0 or row[1] <= 0:
+        raise ValueError(f"{path}:{number}: focal lengths fx, fy must be positive")
+    return timestamp, row
+
+
 def read_txt(path: str | os.PathLike, frames_dir: str | os.PathLike) -> FrameSequence:
-    """One RealEstate10K txt file (URL line, then `timestamp` + 18 numbers per frame); frames are
-    `<frames_dir>/<timestamp>.jpg` (read lazily)."""
+    """One RealEstate10K txt file; its frames are `<frames_dir>/<timestamp>.jpg` (read lazily)."""
     path, frames_dir = Path(path), Path(frames_dir)
     try:
         lines = path.read_text().splitlines()
@@ -351,42 +310,22 @@ def read_txt(path: str | os.PathLike, frames_dir: str | os.PathLike) -> FrameSeq
     if not lines or not lines[0].strip():
         raise ValueError(f"{path}:1: expected the video URL on the first line")
     timestamps: list[int] = []
-    seen: set[int] = set()
     rows: list[list[float]] = []
     for number, line in enumerate(lines[1:], start=2):
-        tokens = line.split()
-        if not tokens:
+        if not line.split():
             continue
-        if len(tokens) != 1 + CAMERA_COLUMNS:
-            raise ValueError(f"{path}:{number}: expected {1 + CAMERA_COLUMNS} columns, got {len(tokens)}")
-        try:
-            timestamp = int(tokens[0])
-        except ValueError:
-            raise ValueError(f"{path}:{number}: timestamp {tokens[0]!r} is not an integer") from None
-        try:
-            row = [float(token) for token in tokens[1:]]
-        except ValueError as error:
-            raise ValueError(f"{path}:{number}: {error}") from None
-        if not all(math.isfinite(value) for value in row):
-            raise ValueError(f"{path}:{number}: camera numbers must be finite")
-        if row[0] <= 0 or row[1] <= 0:
-            raise ValueError(f"{path}:{number}: focal lengths fx, fy must be positive")
-        if timestamp in seen:
+        timestamp, row = _txt_row(path, number, line.split())
+        if timestamp in timestamps:
             raise ValueError(f"{path}:{number}: timestamp {timestamp} appears twice (frames are <timestamp>.jpg)")
-        seen.add(timestamp)
         timestamps.append(timestamp)
         rows.append(row)
     if not rows:
         raise ValueError(f"{path}: no frames after the URL line")
     intrinsics, world_to_cam = cameras_from_rows(torch.tensor(rows, dtype=torch.float64))
+    frames = tuple(frames_dir / f"{timestamp}.jpg" for timestamp in timestamps)
+    timestamps_tensor = torch.tensor(timestamps, dtype=torch.int64)
     return FrameSequence(
-        key=path.stem,
-        url=lines[0].strip(),
-        timestamps=torch.tensor(timestamps, dtype=torch.int64),
-        intrinsics=intrinsics.float(),
-        world_to_cam=world_to_cam.float(),
-        frames=tuple(frames_dir / f"{timestamp}.jpg" for timestamp in timestamps),
-        source=path,
+        path.stem, lines[0].strip(), timestamps_tensor, intrinsics.float(), world_to_cam.float(), frames, path
     )
 
 
@@ -402,12 +341,9 @@ def write_txt(path: str | os.PathLike, frames_dir: str | os.PathLike, sequence: 
     path.write_text("\n".join(lines) + "\n")
 
 
-class TxtDataset:
-    """One split of the original layout: `<root>/<split>/<key>.txt` with frames `<root>/<split>/<key>/<ts>.jpg`.
-
-    As in pixelSplat's converter and Flash3D's preprocessing, clips whose frame folder is missing (videos that could
-    not be downloaded) are left out; a missing single frame is an error when that frame is read.
-    """
+class TxtDataset(SequenceDataset):
+    """One split of the original layout. As in pixelSplat's converter and Flash3D's preprocessing, clips whose frame
+    folder is missing (videos that could not be downloaded) are left out; a missing frame fails when it is read."""
 
     def __init__(self, root: str | os.PathLike, split: str) -> None:
         self.directory = Path(root) / split
@@ -420,39 +356,14 @@ class TxtDataset:
     def keys(self) -> list[str]:
         return list(self.paths)
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
     def __getitem__(self, key: str) -> FrameSequence:
         if key not in self.paths:
             raise KeyError(f"{key!r} has no txt file with a frame folder in {self.directory}")
         return read_txt(self.paths[key], self.directory / key)
 
-    def __iter__(self) -> Iterator[FrameSequence]:
-        return (self[key] for key in self.paths)
-
-    def frame_counts(self) -> dict[str, int]:
-        return {sequence.key: len(sequence) for sequence in self}
-
-
-@runtime_checkable
-class SequenceDataset(Protocol):
-    """What `ChunkDataset` and `TxtDataset` share: sequences by key."""
-
-    def keys(self) -> list[str]: ...
-
-    def __len__(self) -> int: ...
-
-    def __getitem__(self, key: str) -> FrameSequence: ...
-
-    def __iter__(self) -> Iterator[FrameSequence]: ...
-
-    def frame_counts(self) -> dict[str, int]: ...
-
 
 def open_dataset(root: str | os.PathLike, split: str, *, cached_chunks: int = 2) -> ChunkDataset | TxtDataset:
-    """The split in whichever layout `<root>/<split>` holds: `index.json` → chunks (the last `cached_chunks` read kept
-    in memory), otherwise txt files."""
+    """The split in whichever layout `<root>/<split>` holds: `index.json` → chunks, otherwise txt files."""
     directory = Path(root) / split
     if (directory / "index.json").is_file():
         return ChunkDataset(root, split, cached_chunks=cached_chunks)
@@ -482,8 +393,6 @@ class ExampleConfig:
     num_targets: int = 3  # target frames per example (Flash3D: gauss_novel_frames [-1, 1, 2])
     max_offset: int = MAX_OFFSET  # targets within ±max_offset frames of the source
     render_source: bool = True  # the source frame is a target too (Flash3D renders frame 0)
-    near: float = NEAR  # camera near / far planes of the rendered views
-    far: float = FAR
 
     def __post_init__(self) -> None:
         if len(self.size) != 2 or min(self.size) < 1:
@@ -495,12 +404,9 @@ class ExampleConfig:
 def sample_target_indices(
     num_views: int, source: int, num_targets: int, max_offset: int, generator: torch.Generator | None
 ) -> list[int]:
-    """Distinct random target frames within ±max_offset of `source`, never the source, all inside the sequence.
-
-    Offsets are drawn uniformly without replacement from {o : 0 < |o| ≤ max_offset, 0 ≤ source + o < num_views}
-    (Flash3D draws `randperm(61)[:n] - 30` and clips indices to the sequence, which can repeat a frame; we restrict
-    the offsets to the sequence instead, so the targets stay distinct).
-    """
+    """Distinct random target frames within ±max_offset of `source`, never the source, all inside the sequence
+    (Flash3D draws `randperm(61)[:n] - 30` and clips to the sequence, which can repeat a frame; we draw among the
+    offsets that stay inside it)."""
     if not 0 <= source < num_views:
         raise ValueError(f"source must be a frame index in [0, {num_views}), got {source}")
     window = [source + o for o in range(-max_offset, max_offset + 1) if o != 0 and 0 <= source + o < num_views]
@@ -511,31 +417,23 @@ def sample_target_indices(
 
 
 def load_example(
-    sequence: FrameSequence,
-    indices: list[int],
-    size: tuple[int, int],
-    *,
-    render_source: bool = True,
-    near: float = NEAR,
-    far: float = FAR,
+    sequence: FrameSequence, indices: list[int], size: tuple[int, int], *, render_source: bool = True
 ) -> ViewExample:
-    """Frames `indices` of `sequence` (the first is the source, the input view) resized to `size`, as a `ViewExample`
-    whose targets are all of them (`render_source`, Flash3D renders frame 0 too) or the frames after the source.
-    Cameras are relative to the source, computed in float64 (`process_gt_poses`: T_tgt_w2c @ T_src_c2w); the source
-    camera is the identity."""
+    """Frames `indices` of `sequence` resized to `size`; the first (the source) is the input view, the targets are
+    all of them (`render_source`) or the frames after it. Cameras are relative to the source, in float64 (Flash3D's
+    `process_gt_poses`: T_tgt_w2c @ T_src_c2w), with Flash3D's near / far planes."""
     if not indices or not all(0 <= i < len(sequence) for i in indices):
         raise ValueError(f"indices must be frame indices of {sequence.key} in [0, {len(sequence)}), got {indices}")
     world_to_cam = sequence.world_to_cam[indices].double()
-    images = torch.stack([sequence.image(i, size) for i in indices])
     return make_example(
         sequence.key,
-        images,
+        torch.stack([sequence.image(i, size) for i in indices]),
         world_to_cam,
-        sequence.pixel_intrinsics(indices, size),
+        pixel_intrinsics(sequence.intrinsics[indices], *size),
         0,
-        list(range(0 if render_source else 1, len(indices))),
-        near=near,
-        far=far,
+        range(0 if render_source else 1, len(indices)),
+        near=NEAR,
+        far=FAR,
         view_indices=torch.tensor(indices, dtype=torch.int64),
         cam_to_world=rigid_inverse(world_to_cam),
     )
@@ -543,11 +441,8 @@ def load_example(
 
 class TrainingExamples:
     """Every (sequence, source frame) pair of a split (Flash3D's training index), with random targets per draw.
-
-    Sequences with at most `num_targets` frames are left out (no distinct targets). The training loop draws pairs
-    in shuffled epochs (`splat_train.SeededExamples`); with real chunks (~100 MB each) and a small chunk cache,
-    scattered draws re-read chunks, so a paper-scale run wants chunk-local sampling or a large `cached_chunks`.
-    """
+    Sequences of at most `num_targets` frames are left out. With real chunks and a small chunk cache, scattered draws
+    re-read chunks: a paper-scale run wants a large `cached_chunks`."""
 
     def __init__(self, dataset: SequenceDataset, config: ExampleConfig) -> None:
         self.dataset = dataset
@@ -574,6 +469,4 @@ class TrainingExamples:
         sequence = self.dataset[key]
         cfg = self.config
         targets = sample_target_indices(len(sequence), source, cfg.num_targets, cfg.max_offset, generator)
-        return load_example(
-            sequence, [source, *targets], cfg.size, render_source=cfg.render_source, near=cfg.near, far=cfg.far
-        )
+        return load_example(sequence, [source, *targets], cfg.size, render_source=cfg.render_source)

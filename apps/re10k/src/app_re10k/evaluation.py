@@ -1,9 +1,7 @@
-"""Flash3D's RealEstate10K evaluation as a `splat_apps.StaticProtocol`: the rows of a split file
-`key src tgt5 tgt10 tgt_rand`, `batch_size` rows per batch; per row the source frame is the input and all four views
-(src, +5, +10, ±30) are rendered with cameras relative to it and scored in their slots on 5%-border-cropped images
-(`protocol.crop_border`). A row is an item (one view per slot), so a slot's mean is the mean over rows (Flash3D
-`evaluate.py`). The student's samples are seeded by the index of the batch's first row.
-"""
+"""Flash3D's RealEstate10K evaluation as a `splat_apps.StaticProtocol`: the rows of a split file, `batch_size` rows
+per batch; per row the source frame is the input and its four views (src, +5, +10, ±30) are scored in their slots on
+5%-border-cropped images. A row is an item, so a slot's mean is the mean over rows (Flash3D `evaluate.py`); the
+student's samples are seeded by the index of the batch's first row."""
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -35,29 +33,17 @@ CONSOLE = tuple(
     )
     for metric, title, _ in METRICS
 )
-# Published numbers (real RealEstate10K, 256×384, Flash3D's test split): A Lesson in Splats reports PSNR for all three
-# slots and SSIM / LPIPS for +5 only, next to Flash3D's numbers.
+
+
+def _reported(name: str, psnr: tuple[float, float, float], ssim: float, lpips: float) -> Reference:
+    """Published numbers (real RealEstate10K, 256×384, Flash3D's test split): PSNR of every slot, SSIM / LPIPS at +5."""
+    values = {(slot, "psnr"): value for slot, value in zip(TARGET_SLOTS, psnr, strict=True)}
+    return Reference(name, {**values, ("tgt5", "ssim"): ssim, ("tgt5", "lpips"): lpips})
+
+
 PAPER = (
-    Reference(
-        "A Lesson in Splats, paper",
-        {
-            ("tgt5", "psnr"): 29.12,
-            ("tgt10", "psnr"): 26.54,
-            ("tgt_rand", "psnr"): 25.40,
-            ("tgt5", "ssim"): 0.932,
-            ("tgt5", "lpips"): 0.087,
-        },
-    ),
-    Reference(
-        "Flash3D, paper",
-        {
-            ("tgt5", "psnr"): 28.46,
-            ("tgt10", "psnr"): 25.94,
-            ("tgt_rand", "psnr"): 24.93,
-            ("tgt5", "ssim"): 0.899,
-            ("tgt5", "lpips"): 0.100,
-        },
-    ),
+    _reported("A Lesson in Splats, paper", (29.12, 26.54, 25.40), 0.932, 0.087),
+    _reported("Flash3D, paper", (28.46, 25.94, 24.93), 0.899, 0.100),
 )
 REFERENCE_NOTE = (
     "Published numbers, for reference (the paper's Table: real RealEstate10K at 256x384 on Flash3D's test split; "
@@ -72,16 +58,6 @@ SYNTHETIC_NOTE = (
 def evaluation_split_file(experiment: RE10KExperiment, source: DataSource) -> Path:
     """The split file evaluated: `--eval.split-file` (eval.py's `--split-file`) if given, else the run's."""
     return Path(experiment.eval.split_file) if experiment.eval.split_file is not None else source.split_file
-
-
-def split_rows(path: Path, max_rows: int | None = None) -> list[SplitRow]:
-    """The first `max_rows` rows (None: all) of a split file; a one-line error when it is missing or empty."""
-    if not path.is_file():
-        raise ValueError(f"{path}: evaluation split file not found ({SPLIT_FILE_HINT})")
-    rows = read_split(path)
-    if not rows:
-        raise ValueError(f"{path}: no rows")
-    return rows if max_rows is None else rows[:max_rows]
 
 
 def row_items(rows: Sequence[SplitRow]) -> tuple[str, ...]:
@@ -103,14 +79,8 @@ def table_spec(experiment: RE10KExperiment, source: DataSource, split_file: Path
         f"RealEstate10K ({data}; {rows} rows of {split_file.name}, {height}x{width}, 5% border crop, {background}, "
         f"preset {experiment.preset})"
     )
-    return TableSpec(
-        title,
-        COLUMNS,
-        console=CONSOLE,
-        references=PAPER,
-        reference_note=REFERENCE_NOTE,
-        note=SYNTHETIC_NOTE if source.synthetic else "",
-    )
+    note = SYNTHETIC_NOTE if source.synthetic else ""
+    return TableSpec(title, COLUMNS, console=CONSOLE, references=PAPER, reference_note=REFERENCE_NOTE, note=note)
 
 
 def protocol(experiment: RE10KExperiment, source: DataSource, dataset: SequenceDataset) -> StaticProtocol:
@@ -119,7 +89,12 @@ def protocol(experiment: RE10KExperiment, source: DataSource, dataset: SequenceD
     if config.batch_size < 1:
         raise ValueError(f"--eval.batch-size must be positive, got {config.batch_size}")
     split_file = evaluation_split_file(experiment, source)
-    rows = split_rows(split_file, config.max_rows)
+    if not split_file.is_file():
+        raise ValueError(f"{split_file}: evaluation split file not found ({SPLIT_FILE_HINT})")
+    rows = read_split(split_file)
+    if not rows:
+        raise ValueError(f"{split_file}: no rows")
+    rows = rows[: config.max_rows]  # None: all
     items = row_items(rows)
 
     def batches() -> Iterator[EvalBatch]:

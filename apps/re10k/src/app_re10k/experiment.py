@@ -1,20 +1,15 @@
-"""The RealEstate10K experiment: one frozen config with named presets (`cpu-demo`, `re10k`).
-
-The image size of a run is the teacher's (`--model.teacher.height/width`; Flash3D: 256×384): every frame, in training
-and evaluation, is resized to it. The student runs on the teacher's padded map grid (`map_spec`: 2 Gaussians per
-pixel, 32 px of padding on every side), so its U-Net's size and channels always come from the teacher.
-
-Background: Flash3D renders on a random colour in training and on grey 0.5 at evaluation; here every stage and the
-evaluation use grey 0.5 (`--background`; with 32 px of padded Gaussians it is rarely visible).
-"""
+"""The RealEstate10K experiment and its presets (`cpu-demo`, `re10k`). The image size of a run is the teacher's
+(`--model.teacher.height/width`; Flash3D: 256×384): every frame is resized to it. Flash3D renders on a random colour
+in training and on grey 0.5 at evaluation; here every stage and the evaluation use grey 0.5 (`--background`)."""
 
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from splat_apps import EvalOptions, Experiment
+from splat_apps.experiment import demo_loop
 from splat_teachers import Flash3DConfig, MonocularDepthConfig, ResNetConfig, UNetConfig, flash3d_preset, unet_preset
-from splat_train import Background, BootstrapConfig, DiffusionConfig, LoopConfig, MultistepConfig, TeacherStageConfig
+from splat_train import Background, BootstrapConfig, LoopConfig, MultistepConfig, TeacherStageConfig
 
 from .synthetic import SyntheticOptions
 
@@ -104,29 +99,14 @@ def _cpu_demo() -> RE10KExperiment:
         preset="cpu-demo",
         run_dir=Path("runs/re10k-cpu-demo"),
         normalizer_batches=8,
-        diffusion=DiffusionConfig(),
-        background=GREY,
         data=DataConfig(
             synthetic=SyntheticOptions(height=height, width=width, train_scenes=20, test_scenes=6, frames=60),
-            batch_size=4,
-            multistep_batch_size=2,
-            num_targets=3,
             cached_chunks=4,
         ),
         model=ModelConfig(teacher=teacher, student_unet=student),
-        teacher=TeacherStageConfig(
-            loop=LoopConfig(max_steps=300, checkpoint_every=100, ema_decay=0.98, ema_every=1, ema_start=50),
-            learning_rate=5e-4,
-            adam_eps=1e-8,
-        ),
-        bootstrap=BootstrapConfig(
-            loop=LoopConfig(max_steps=120, checkpoint_every=40, ema_decay=0.95, ema_every=1, ema_start=20),
-            learning_rate=1e-3,
-        ),
-        multistep=MultistepConfig(
-            loop=LoopConfig(max_steps=20, checkpoint_every=10, ema_decay=0.9, ema_every=1, ema_start=5),
-            learning_rate=1e-4,
-        ),
+        teacher=TeacherStageConfig(loop=demo_loop(300, 100, 0.98, 50), learning_rate=5e-4, adam_eps=1e-8),
+        bootstrap=BootstrapConfig(loop=demo_loop(120, 40, 0.95, 20), learning_rate=1e-3),
+        multistep=MultistepConfig(loop=demo_loop(20, 10, 0.9, 5), learning_rate=1e-4),
         eval=EvalConfig(batch_size=6, num_samples=2, grid_rows=3),
     )
 
@@ -139,7 +119,6 @@ def _paper() -> RE10KExperiment:
         preset="re10k",
         run_dir=Path("runs/re10k"),
         device="cuda",
-        background=GREY,
         data=DataConfig(batch_size=16, multistep_batch_size=4, num_targets=3),
         model=ModelConfig(teacher=flash3d_preset("re10k"), pretrained_encoder=True, student_unet=student),
         teacher=TeacherStageConfig(  # Flash3D: Adam 1e-4, batch 16, EMA 0.9999 every 10 steps, LPIPS after 50k steps

@@ -1,15 +1,8 @@
-"""Flash3D's RealEstate10K evaluation protocol: split files, the 5% border crop, per-slot means.
+"""Flash3D's RealEstate10K split files and border crop (the evaluation itself is `evaluation.py`).
 
-* A split file has one row per evaluated source frame: `key src tgt5 tgt10 tgt_rand`, indices into the sequence's
-  frames (Flash3D `splits/re10k_mine_filtered/test_files.txt`, after MINE). The three target slots are the frames
-  5 and 10 after the source and one at a random offset within ±30 ("5 frames", "10 frames", "U[-30, 30]").
-* Metrics at 256×384 on both images cropped by 5% per side (`evaluation/evaluator.py`: y0 = ceil(0.05 H),
-  y1 = floor(0.95 H), same for x); PSNR of the unclamped prediction, SSIM and LPIPS-VGG from `splat_train.metrics`.
-* Means over all rows per slot (`splat_train.ScoreAccumulator`: a row is an item with one view per slot; Flash3D
-  `evaluate.py`); the source view is scored in its own slot `src`. (Flash3D's printed average over the views also
-  includes the source view.) The evaluation itself is `evaluation.py`'s `splat_apps.StaticProtocol`.
-
-Write a split for a dataset in either layout (README.md "Evaluation split"):
+A split file has one row per evaluated source frame, `key src tgt5 tgt10 tgt_rand`: indices into the clip's frames
+(Flash3D's `splits/re10k_mine_filtered/test_files.txt`), targets 5 and 10 frames after the source and one at a random
+offset within ±30. Metrics are taken on both images cropped by 5% per side (Flash3D's `evaluation/evaluator.py`).
 
     uv run apps/re10k/protocol.py --root data/re10k --split test --out data/re10k/test_files.txt --every 10
 """
@@ -57,9 +50,7 @@ class SplitRow:
 
 def read_split(path: str | os.PathLike, num_views: Mapping[str, int] | None = None) -> list[SplitRow]:
     """Rows of a split file; with `num_views` (key → frame count) every key and index is checked against it.
-
-    Errors name `file:line`. Blank lines are skipped (Flash3D's file has no final newline).
-    """
+    Errors name `file:line`; blank lines are skipped."""
     path = Path(path)
     try:
         lines = path.read_text().splitlines()
@@ -73,13 +64,12 @@ def read_split(path: str | os.PathLike, num_views: Mapping[str, int] | None = No
         if len(tokens) != 5:
             raise ValueError(f"{path}:{number}: expected 5 columns 'key src tgt5 tgt10 tgt_rand', got {len(tokens)}")
         try:
-            src, tgt5, tgt10, tgt_rand = (int(token) for token in tokens[1:])
+            indices = [int(token) for token in tokens[1:]]
         except ValueError:
             raise ValueError(f"{path}:{number}: frame indices must be integers, got {tokens[1:]}") from None
-        row = SplitRow(tokens[0], src, tgt5, tgt10, tgt_rand)
-        indices = (row.src, *row.targets)
+        row = SplitRow(tokens[0], *indices)
         if min(indices) < 0:
-            raise ValueError(f"{path}:{number}: frame indices must be non-negative, got {list(indices)}")
+            raise ValueError(f"{path}:{number}: frame indices must be non-negative, got {indices}")
         if num_views is not None:
             if row.key not in num_views:
                 raise ValueError(f"{path}:{number}: sequence {row.key} is not in the dataset")
@@ -104,14 +94,9 @@ def _sequence_generator(seed: int, key: str) -> torch.Generator:
 def generate_split(
     num_views: Mapping[str, int], *, every: int = 10, seed: int = 0, max_offset: int = RANDOM_OFFSET
 ) -> list[SplitRow]:
-    """A split in Flash3D's format for any dataset (key → frame count): sources at frames 0, every, 2·every, ...;
-    targets at +5, +10 and at a random offset in [-max_offset, max_offset] \\ {0}.
-
-    Sources whose +10 target would fall off the end of the sequence are skipped (Flash3D's MINE split instead keeps a
-    few rows with shorter offsets near sequence ends). The random offset is drawn uniformly among the offsets that
-    stay inside the sequence, so no row is skipped for it. Each sequence draws from its own generator seeded by
-    (`seed`, key): rows are deterministic per seed and independent of which other sequences are present.
-    """
+    """A split in Flash3D's format for any dataset (key → frame count): sources at frames 0, every, 2·every, ...
+    whose +10 target exists; targets at +5, +10 and a random offset in [-max_offset, max_offset] \\ {0} that stays
+    inside the sequence. Each sequence draws from its own generator seeded by (`seed`, key)."""
     if every < 1:
         raise ValueError(f"every must be a positive frame step, got {every}")
     if max_offset < 1:

@@ -1,31 +1,13 @@
-"""Synthetic RealEstate10K-format scenes: the embedded default dataset, generated on first use and cached on disk.
+"""The built-in synthetic RealEstate10K-format rooms: generated on first use, cached on disk.
 
-Each scene is a room-like box (textured walls, floor and ceiling: checkers, stripes, bricks, grids, value noise, in
-different colours) with a few boxes and spheres inside, ray-cast analytically by the shared caster
-`splat_apps.synthetic.raycast` (`Scene.described()`: the room, boxes and spheres as its primitives, the textures as
-the material; nearest hit, Lambertian shading from a ceiling point light with hard shadows, `supersample`² samples
-in the pixels that may straddle an edge, one elsewhere). It is independent of our Gaussian renderer, so it can serve
-as ground truth for it. Shading does not depend on the viewing direction, so a surface point has the same colour in
-every frame (up to anti-aliasing and JPEG), which the tests use to check camera conventions photometrically.
+Each scene is a room (walls, floor and ceiling textured with checkers, stripes, bricks, grids or value noise) with a
+few boxes and spheres, ray-cast by `splat_apps.synthetic.raycast` under a ceiling point light with hard shadows.
+Shading does not depend on the viewing direction, so a surface point has the same colour in every frame. The camera
+(OpenCV axes, world z up) walks forward along a slowly turning loop around the room centre, 2-3 cm and about 1° per
+frame, more than a metre from the walls and half a metre from the objects, so frames 30 apart still overlap.
 
-The camera walks forward along a slowly turning loop around the room centre (2-3 cm and about 1° of turn per frame, a
-small yaw wobble, slight walking bob and pitch), always more than a metre from the walls and half a metre from the
-objects, so frames 30 apart still share a good part of their view (at least 15%, typically 30-40% of the pixels).
-Cameras are OpenCV (x right, y down, z forward); world z is up.
-
-Written exactly in the public layouts that `data.py` reads:
-
-    <cache>/<name>/chunks/{train,test}/NNNNNN.torch + index.json   pixelSplat chunks (JPEG bytes, cameras [N, 18])
-    <cache>/<name>/txt/{train,test}/<key>.txt + <key>/<ts>.jpg     the original RealEstate10K layout (optional)
-    <cache>/<name>/splits/test_files.txt                           Flash3D-format evaluation split of the test scenes
-    <cache>/<name>/manifest.json                                   options, generator version, scene keys
-    <cache>/<name>/COMPLETE                                        written last
-
-`<name>` is `re10k-<hash of the options and generator version>` (`splat_apps.synthetic.cache.options_key`). The
-folder is published by `splat_apps.synthetic.cache.cached`: written under a temporary sibling name and renamed into
-place after the marker, so an interrupted run never leaves a folder that looks complete.
-
-    uv run apps/re10k/synthetic.py --train-scenes 20 --frames 60     # generate (or find) and print the folder
+Written under `<cache>/re10k-<hash of the options>/` (published by `splat_apps.synthetic.cache.cached`) in the
+layouts `data.py` reads, `chunks/` and `txt/` (optional), with `splits/test_files.txt` of the test scenes.
 """
 
 import hashlib
@@ -101,10 +83,6 @@ class SyntheticOptions:
     def key(self) -> str:
         """The cache folder name: `re10k-<hash of the options and GENERATOR_VERSION>`."""
         return options_key("re10k", self, GENERATOR_VERSION)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Scenes
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,11 +179,9 @@ class CameraPath:
 
 
 def sample_path(rng: np.random.Generator, half_extent: np.ndarray, frames: int, aspect: float) -> CameraPath:
-    """A smooth forward walk on a loop around the room centre (aspect = width / height of the frames).
-
-    The loop is an ellipse at 50% of the room's half extents; the camera looks along the direction of travel with a
-    slow ±6° yaw wobble, a small downward pitch, 1.5 m eye height with ±1.5 cm walking bob.
-    """
+    """A smooth forward walk on an ellipse at 50% of the room's half extents (aspect = width / height of the frames),
+    looking along the direction of travel with a slow ±6° yaw wobble, a small downward pitch, 1.5 m eye height and
+    ±1.5 cm walking bob."""
     radii = 0.5 * half_extent
     step = rng.uniform(0.02, 0.03)  # metres per frame
     direction = rng.choice([-1.0, 1.0])
@@ -241,11 +217,6 @@ def _footprint_distance(points: np.ndarray, obj: Box | Sphere) -> np.ndarray:
     local = np.einsum("nj,jk->nk", points - obj.centre[:2], np.array([[c, -s], [s, c]]))
     outside = np.maximum(np.abs(local) - obj.half_size[:2], 0.0)
     return np.linalg.norm(outside, axis=-1)
-
-
-def sample_room_extent(rng: np.random.Generator) -> np.ndarray:
-    """Half extents (hx, hy) in metres of a living-room-sized box (6-8 m × 5-6.4 m)."""
-    return np.array([rng.uniform(3.0, 4.0), rng.uniform(2.5, 3.2)])
 
 
 def sample_scene(
@@ -291,8 +262,7 @@ def sample_scene(
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Rendering: the shared analytic ray caster (`splat_apps.synthetic.raycast`; independent of splat_render's Gaussian
-# renderer), with this app's procedural textures as the material
+# The material: this app's procedural textures for the shared ray caster
 
 
 @dataclass(frozen=True)
@@ -459,10 +429,6 @@ def render_depth(
 # Scenes → sequences → files
 
 
-def scene_rng(seed: int, split: str, index: int) -> np.random.Generator:
-    return np.random.default_rng([seed, SPLITS.index(split), index])
-
-
 def scene_key(seed: int, split: str, index: int) -> str:
     """A 16-hex-digit key like RealEstate10K's."""
     return hashlib.sha256(f"re10k-synthetic:{seed}:{split}:{index}".encode()).hexdigest()[:16]
@@ -481,8 +447,8 @@ class SyntheticScene:
 
 def generate_scene(options: SyntheticOptions, split: str, index: int) -> SyntheticScene:
     """Scene `index` of `split`: room, path, objects and rendered frames (deterministic in options.seed)."""
-    rng = scene_rng(options.seed, split, index)
-    half_extent = sample_room_extent(rng)
+    rng = np.random.default_rng([options.seed, SPLITS.index(split), index])
+    half_extent = np.array([rng.uniform(3.0, 4.0), rng.uniform(2.5, 3.2)])  # a living room of 6-8 m × 5-6.4 m
     path = sample_path(rng, half_extent, options.frames, options.width / options.height)
     scene = sample_scene(rng, half_extent, path.cam_to_world[:, :2, 3].numpy())
     K = pixel_intrinsics(path.intrinsics, options.height, options.width)
@@ -494,30 +460,36 @@ def generate_scene(options: SyntheticOptions, split: str, index: int) -> Synthet
 
 def to_sequence(scene: SyntheticScene, quality: int, source: Path) -> FrameSequence:
     """The scene as a `FrameSequence` with JPEG frames (what the chunk and txt writers store)."""
-    frames = tuple(
-        torch.frombuffer(bytearray(encode_jpeg(image, quality)), dtype=torch.uint8)
-        for image in raycast.to_uint8(scene.images).numpy()
-    )
+    jpegs = [encode_jpeg(image, quality) for image in raycast.to_uint8(scene.images).numpy()]
     return FrameSequence(
         key=scene.key,
         url=f"synthetic://re10k/{scene.key}",
         timestamps=torch.tensor(scene.timestamps, dtype=torch.int64),
         intrinsics=scene.path.intrinsics.float(),
         world_to_cam=torch.linalg.inv(scene.path.cam_to_world).float(),
-        frames=frames,
+        frames=tuple(torch.frombuffer(bytearray(jpeg), dtype=torch.uint8) for jpeg in jpegs),
         source=source,
     )
 
 
 @dataclass(frozen=True)
 class SyntheticDataset:
-    """Where a generated dataset lives (`data.ChunkDataset(chunks, split)`, `data.TxtDataset(txt, split)`)."""
+    """Where a generated dataset lives: `chunks` and `txt` (None unless written) are roots of the two layouts."""
 
     root: Path
-    chunks: Path  # pixelSplat layout root: <chunks>/{train,test}/
-    txt: Path | None  # original layout root: <txt>/{train,test}/ (None unless options.write_txt)
-    split_file: Path  # Flash3D-format evaluation split of the test scenes
     options: SyntheticOptions
+
+    @property
+    def chunks(self) -> Path:
+        return self.root / "chunks"
+
+    @property
+    def txt(self) -> Path | None:
+        return self.root / "txt" if self.options.write_txt else None
+
+    @property
+    def split_file(self) -> Path:
+        return self.root / "splits" / SPLIT_FILE
 
     def open(self, split: str, layout: Literal["chunks", "txt"] = "chunks") -> ChunkDataset | TxtDataset:
         """The sequences of `split` read through the given layout's reader."""
@@ -528,21 +500,14 @@ class SyntheticDataset:
         raise ValueError(f"layout must be 'chunks' or 'txt' (txt only when written), got {layout!r}")
 
 
-def _dataset(root: Path, options: SyntheticOptions) -> SyntheticDataset:
-    return SyntheticDataset(
-        root=root,
-        chunks=root / "chunks",
-        txt=root / "txt" if options.write_txt else None,
-        split_file=root / "splits" / SPLIT_FILE,
-        options=options,
-    )
-
-
 def _write(options: SyntheticOptions, root: Path, progress: Progress | None) -> dict:
+    """Every split in both layouts and the test split file under `root`; the manifest."""
     manifest: dict = {"generator_version": GENERATOR_VERSION, "options": asdict(options), "scenes": {}}
     for split in SPLITS:
-        chunk_dir = root / "chunks" / split
+        chunk_dir, txt_dir = root / "chunks" / split, root / "txt" / split
         chunk_dir.mkdir(parents=True)
+        if options.write_txt:
+            txt_dir.mkdir(parents=True)
         index: dict[str, str] = {}
         counts: dict[str, int] = {}
         total = options.scenes(split)
@@ -552,21 +517,17 @@ def _write(options: SyntheticOptions, root: Path, progress: Progress | None) -> 
             for i in range(first, min(first + options.scenes_per_chunk, total)):
                 sequence = to_sequence(generate_scene(options, split, i), options.jpeg_quality, chunk_dir / name)
                 sequences.append(sequence)
-                index[sequence.key] = name
-                counts[sequence.key] = len(sequence)
+                index[sequence.key], counts[sequence.key] = name, len(sequence)
                 if options.write_txt:
-                    txt_dir = root / "txt" / split
                     write_txt(txt_dir / f"{sequence.key}.txt", txt_dir / sequence.key, sequence)
                 if progress is not None:
                     progress(split, i + 1, total)
             write_chunk(chunk_dir / name, sequences)
         (chunk_dir / "index.json").write_text(json.dumps(index, indent=1) + "\n")
-        if options.write_txt:
-            (root / "txt" / split).mkdir(parents=True, exist_ok=True)
         manifest["scenes"][split] = list(index)
         if split == "test":
-            (root / "splits").mkdir()
             rows = generate_split(counts, every=options.split_every, seed=options.seed)
+            (root / "splits").mkdir()
             write_split(root / "splits" / SPLIT_FILE, rows)
             manifest["split_rows"] = len(rows)
     return manifest
@@ -579,12 +540,8 @@ def generate_synthetic(
     threads: int = 1,
 ) -> SyntheticDataset:
     """Generate (or find in `cache_dir`, default `splat_apps.synthetic.cache.default_cache_dir()`) the dataset for
-    `options`. `progress(split, done, total)` is called after every scene. Published atomically
-    (`splat_apps.synthetic.cache.cached`); a folder without the marker is regenerated.
-
-    `threads`: torch intra-op threads while rendering (the frames do not depend on it). The caster runs many
-    short tensor operations; on a 2-core machine that other jobs share, more than one thread waits on the others
-    (several times slower), so one is the default."""
+    `options`; `progress(split, done, total)` after every scene. `threads`: torch threads while rendering (the frames
+    do not depend on it; one is the fastest for the caster's many small operations on a busy machine)."""
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     options = options if options is not None else SyntheticOptions()
@@ -594,7 +551,7 @@ def generate_synthetic(
         with torch_threads(threads):
             return _write(options, partial, progress)
 
-    return _dataset(cached(cache_dir / options.key(), write), options)
+    return SyntheticDataset(cached(cache_dir / options.key(), write), options)
 
 
 def _generate_command(options: SyntheticOptions, cache_dir: Path | None = None, threads: int = 1) -> SyntheticDataset:
