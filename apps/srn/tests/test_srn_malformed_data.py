@@ -20,11 +20,11 @@ APP_DIR = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def dataset_copy(tiny_root: Path, tmp_path: Path) -> Path:
     """A private copy of the tiny dataset, free to break."""
-    return Path(shutil.copytree(tiny_root, tmp_path / "srn_synthetic"))
+    return Path(shutil.copytree(tiny_root, tmp_path / "srn_synthetic_cars"))
 
 
 def first_object(root: Path, split: str = "train") -> Path:
-    return sorted((root / f"synthetic_{split}").iterdir())[0]
+    return sorted((root / f"synthetic_cars_{split}").iterdir())[0]
 
 
 def remove_pose(obj: Path) -> Path:
@@ -164,7 +164,7 @@ def test_malformed_file_raises_srn_data_error_naming_its_path(dataset_copy: Path
 def test_check_dataset_finds_every_planted_problem(dataset_copy: Path) -> None:
     clean = check_dataset(dataset_copy)
     assert clean.ok and [s.items for s in clean.splits] == [2, 1, 2] and clean.splits[0].views == 12
-    train_a, train_b = sorted((dataset_copy / "synthetic_train").iterdir())
+    train_a, train_b = sorted((dataset_copy / "synthetic_cars_train").iterdir())
     test_a = first_object(dataset_copy, "test")
     planted = {
         remove_pose(train_a),
@@ -183,9 +183,9 @@ def test_check_dataset_finds_every_planted_problem(dataset_copy: Path) -> None:
 
 
 def test_check_dataset_reports_a_missing_split_folder(dataset_copy: Path) -> None:
-    shutil.rmtree(dataset_copy / "synthetic_val")
+    shutil.rmtree(dataset_copy / "synthetic_cars_val")
     check = check_dataset(dataset_copy)
-    assert [p.path for p in check.problems] == [dataset_copy / "synthetic_val"]
+    assert [p.path for p in check.problems] == [dataset_copy / "synthetic_cars_val"]
     assert check_dataset(dataset_copy, ["train", "test"]).ok
 
 

@@ -15,7 +15,7 @@ from app_srn.data import (
     default_input_view,
     read_intrinsics,
 )
-from app_srn.synthetic import CATEGORY, generate_object, synthetic_intrinsics, to_uint8
+from app_srn.synthetic import generate_object, synthetic_intrinsics, to_uint8
 from splat_apps import collate
 from splat_render import rigid_inverse
 
@@ -32,7 +32,7 @@ def test_reader_returns_exactly_the_written_images_poses_and_intrinsics(tiny_roo
     manifest = json.loads((tiny_root.parent / "manifest.json").read_text())
     for split in ("train", "val", "test"):
         dataset = SRNDataset(tiny_root, split)
-        assert dataset.category == CATEGORY and (dataset.near, dataset.far) == (0.8, 1.8)
+        assert dataset.category == tiny_options.dataset_category and (dataset.near, dataset.far) == (0.8, 1.8)
         assert list(dataset.object_ids) == sorted(manifest["objects"][split])
         for index in range(tiny_options.objects(split)):
             object_id, _, poses, render = generate_object(tiny_options, split, index)
@@ -68,7 +68,7 @@ def test_cameras_project_the_world_origin_to_the_image_centre(tiny_root, resolut
 def test_resolution_option_resizes_with_antialiasing_and_scales_K(tiny_root) -> None:
     native = SRNDataset(tiny_root, "train")[0]
     small = SRNDataset(tiny_root, "train", resolution=8)[0]
-    native_K = read_intrinsics(tiny_root / "synthetic_train" / native.object_id / "intrinsics.txt").matrix()
+    native_K = read_intrinsics(tiny_root / "synthetic_cars_train" / native.object_id / "intrinsics.txt").matrix()
     torch.testing.assert_close(small.K[0], native_K * torch.tensor([[0.5, 0, 0.5], [0, 0.5, 0.5], [0, 0, 1]]))
     # antialiased: each output pixel is a weighted mean of a neighbourhood, so block means are close to it
     blocks = torch.nn.functional.avg_pool2d(native.images, 2)

@@ -39,7 +39,12 @@ SRN_EVAL_INPUT_VIEW = 64
 """Input view of the pixelNeRF / Splatter Image test protocol; the other 250 of the 251 spiral views are targets."""
 SRN_TEST_VIEWS = 251
 SPLITS = ("train", "val", "test")
-DEPTH_RANGES = {"cars": (0.8, 1.8), "chairs": (1.25, 2.75), "synthetic": (0.8, 1.8)}
+DEPTH_RANGES = {
+    "cars": (0.8, 1.8),
+    "chairs": (1.25, 2.75),
+    "synthetic_cars": (0.8, 1.8),
+    "synthetic_chairs": (0.8, 1.8),
+}
 """(near, far) camera depth of every visible surface, per category (Splatter Image's znear/zfar)."""
 
 RENDER_NEAR, RENDER_FAR = 0.2, 100.0

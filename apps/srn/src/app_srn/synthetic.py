@@ -1,24 +1,24 @@
 """Synthetic SRN-format objects: the embedded default dataset, generated on first use and cached on disk.
 
-Each object is a random union of a few analytic primitives (ellipsoids, boxes, elliptic cylinders) inside a sphere
-of radius < 0.5 around the origin, world z up. Every primitive has two albedos: one where the surface point has
-world x >= 0 ("front"), another where x < 0 ("back"), so one view cannot tell the colour of the hidden side.
-Images are ray-cast analytically (nearest entry hit of all primitives, Lambert + ambient shading with a fixed
-light, `supersampling` x `supersampling` samples per pixel where a pixel may straddle an edge, one sample in
-smooth interiors; white background); this is independent of our Gaussian renderer, so it is a ground truth for it.
+Each object is a member of a procedural category (`categories`: toy cars by default, or chairs): shared parts and
+proportions, mirror symmetry, and decals on either side, both or neither — a single view predicts most of the
+hidden side, as on ShapeNet cars, but not all of it. Images are ray-cast analytically by
+`splat_apps.synthetic.raycast` (Lambert + ambient shading with a fixed light, `supersampling`² samples where a pixel
+may straddle an edge; white background); this is independent of our Gaussian renderer, so it is a ground truth for
+it. Training, validation and test objects are disjoint draws (their random streams differ by split).
 
 Cameras follow SRN: distance 1.3 from the origin, looking at it, SRN's FOV; every visible surface is then at depth
 1.3 +- 0.5, inside SRN cars' [0.8, 1.8]. Train views are random on the upper hemisphere; val and test views lie on
 one spiral over the hemisphere shared by all objects (as SRN's 251 test views).
 
-Written layout (read by `data.SRNDataset` exactly like real SRN; the category is "synthetic")::
+Written layout (read by `data.SRNDataset` exactly like real SRN; the category is `synthetic_<category>`)::
 
-    <cache>/<key>/srn_synthetic/synthetic_{train,val,test}/<object_id>/{intrinsics.txt, rgb/NNNNNN.png,
-                                                                        pose/NNNNNN.txt}
+    <cache>/<key>/srn_synthetic_cars/synthetic_cars_{train,val,test}/<object_id>/{intrinsics.txt, rgb/NNNNNN.png,
+                                                                                  pose/NNNNNN.txt}
     <cache>/<key>/manifest.json      options, generator version, object ids
     <cache>/<key>/COMPLETE           written last (splat_apps.synthetic.cache): without it the folder is regenerated
 
-`<key>` is `res<R>-seed<S>-<hash of the options and GENERATOR_VERSION>`. `uv run apps/srn/synthetic.py --help`.
+`uv run apps/srn/synthetic.py --help`.
 """
 
 import argparse
@@ -27,10 +27,11 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Float
 from PIL import Image
 from torch import Tensor
 
@@ -39,19 +40,15 @@ from splat_apps.synthetic.cache import cached, default_cache_dir, options_key
 from splat_apps.synthetic.raycast import render_scene, torch_threads
 from splat_render import fov_to_focal, intrinsics, look_at
 
+from .categories import CATEGORIES, CategoryObject, sample_object
 from .data import DEPTH_RANGES, SPLITS, SRN_FOV_DEGREES
 
-GENERATOR_VERSION = 1
-CATEGORY = "synthetic"
-DATASET_DIR = f"srn_{CATEGORY}"
+GENERATOR_VERSION = 2  # 2: procedural categories instead of random unions of primitives
 
 CAMERA_DISTANCE = 1.3
-MAX_OBJECT_RADIUS = 0.48  # < 0.5 = min(1.3 - 0.8, 1.8 - 1.3): all surfaces within the cars depth range
 TRAIN_ELEVATION_DEGREES = (5.0, 85.0)  # upper hemisphere, away from the pole where "up" is degenerate
 SPIRAL_ELEVATION_DEGREES = (80.0, 10.0)  # the spiral descends from near the pole towards the horizon
 SPIRAL_TURNS = 4.0
-LIGHT_DIRECTION = (0.4, 0.3, 0.866)  # towards the light, world frame (normalized in `shade`)
-AMBIENT = 0.35
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 
 
@@ -68,9 +65,14 @@ class SyntheticOptions:
     test_views: int = 251  # spiral views per test object (SRN: 251)
     seed: int = 0
     supersampling: int = 3  # anti-aliasing: supersampling^2 rays per pixel
+    category: Literal["cars", "chairs"] = "cars"  # the procedural category (`categories`)
 
     def __post_init__(self) -> None:
+        if self.category not in CATEGORIES:
+            raise ValueError(f"category must be one of {CATEGORIES}, got {self.category!r}")
         for f in fields(self):
+            if f.name == "category":
+                continue
             value = getattr(self, f.name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ValueError(f"{f.name} must be an int, got {value!r}")
@@ -84,106 +86,14 @@ class SyntheticOptions:
     def views(self, split: str) -> int:
         return getattr(self, f"{split}_views")
 
+    @property
+    def dataset_category(self) -> str:
+        """The category name of the written dataset (`srn_<it>/<it>_<split>`)."""
+        return f"synthetic_{self.category}"
+
     def key(self) -> str:
         """Cache folder name: readable prefix + hash of every option and the generator version."""
-        return options_key(f"srn-res{self.resolution}-seed{self.seed}", self, GENERATOR_VERSION)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Scenes
-
-
-@dataclass(frozen=True)
-class Scene:
-    """A union of primitives (`splat_apps.synthetic.raycast.Primitives` conventions); albedo is `colours_front`
-    where world x >= 0 and `colours_back` elsewhere."""
-
-    kinds: Int[Tensor, " primitives"]
-    centers: Float[Tensor, "primitives 3"]
-    rotations: Float[Tensor, "primitives 3 3"]
-    sizes: Float[Tensor, "primitives 3"]
-    colours_front: Float[Tensor, "primitives 3"]
-    colours_back: Float[Tensor, "primitives 3"]
-
-    def described(self) -> raycast.Scene:
-        """The scene for the ray caster: front / back albedo by the sign of world x, the fixed light, white
-        background; edges also where the albedo switches (label 2 x primitive + [x >= 0])."""
-
-        def albedo(hits: raycast.Hits, points: Tensor) -> Tensor:
-            index = hits.primitive.clamp(min=0)
-            return torch.where((points[:, 0] >= 0)[:, None], self.colours_front[index], self.colours_back[index])
-
-        def label(hits: raycast.Hits, points: Tensor) -> Tensor:
-            return 2 * hits.primitive + (points[:, 0] >= 0).long()
-
-        primitives = raycast.Primitives(self.kinds, self.centers, self.rotations, self.sizes)
-        return raycast.Scene(primitives, albedo, raycast.Light(direction=LIGHT_DIRECTION, ambient=AMBIENT), 1.0, label)
-
-
-def bounding_radius(scene: Scene) -> float:
-    """Radius of a sphere about the origin that contains the whole scene."""
-    return raycast.bounding_radius(raycast.Primitives(scene.kinds, scene.centers, scene.rotations, scene.sizes))
-
-
-def _rotation_from_quaternion(q: np.ndarray) -> np.ndarray:
-    w, x, y, z = q / np.linalg.norm(q)
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-        ]
-    )
-
-
-def _yaw(angle: float) -> np.ndarray:
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
-def _distinct_colour(rng: np.random.Generator, other: np.ndarray, min_distance: float = 0.45) -> np.ndarray:
-    for _ in range(1000):
-        colour = rng.uniform(0.05, 0.85, size=3)
-        if np.linalg.norm(colour - other) >= min_distance:
-            return colour
-    return np.clip(0.9 - other, 0.05, 0.85)  # pragma: no cover - 1000 rejections are astronomically unlikely
-
-
-def sample_scene(rng: np.random.Generator) -> Scene:
-    """A random object: a body (yawed only, car-like proportions) and 1-4 randomly rotated parts, scaled so that its
-    bounding sphere has radius in [0.40, MAX_OBJECT_RADIUS]; front and back albedos differ by >= 0.45 (RGB L2)."""
-    count = int(rng.integers(2, 6))
-    kinds = rng.integers(0, 3, size=count)
-    centers, rotations, sizes = [], [], []
-    for i in range(count):
-        if i == 0:
-            centers.append(rng.normal(0.0, 0.03, size=3))
-            sizes.append(rng.uniform([0.25, 0.14, 0.10], [0.45, 0.30, 0.25]))
-            rotations.append(_yaw(rng.uniform(0, 2 * math.pi)))
-        else:
-            direction = rng.normal(size=3)
-            centers.append(direction / np.linalg.norm(direction) * rng.uniform(0.10, 0.35))
-            sizes.append(rng.uniform(0.06, 0.20, size=3))
-            rotations.append(_rotation_from_quaternion(rng.normal(size=4)))
-    front = [rng.uniform(0.05, 0.85, size=3) for _ in range(count)]
-    back = [_distinct_colour(rng, f) for f in front]
-    scene = Scene(
-        kinds=torch.as_tensor(kinds, dtype=torch.long),
-        centers=torch.tensor(np.stack(centers), dtype=torch.float32),
-        rotations=torch.tensor(np.stack(rotations), dtype=torch.float32),
-        sizes=torch.tensor(np.stack(sizes), dtype=torch.float32),
-        colours_front=torch.tensor(np.stack(front), dtype=torch.float32),
-        colours_back=torch.tensor(np.stack(back), dtype=torch.float32),
-    )
-    scale = float(rng.uniform(0.40, MAX_OBJECT_RADIUS)) / bounding_radius(scene)
-    return Scene(
-        scene.kinds,
-        scene.centers * scale,
-        scene.rotations,
-        scene.sizes * scale,
-        scene.colours_front,
-        scene.colours_back,
-    )
+        return options_key(f"srn-{self.category}-res{self.resolution}-seed{self.seed}", self, GENERATOR_VERSION)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -267,11 +177,11 @@ def object_rngs(seed: int, split: str, index: int) -> tuple[np.random.Generator,
 
 def generate_object(
     options: SyntheticOptions, split: str, index: int
-) -> tuple[str, Scene, Tensor, raycast.SceneRender]:
+) -> tuple[str, CategoryObject, Tensor, raycast.SceneRender]:
     """(object id, scene, camera-to-world poses, render) of object `index` of `split`."""
     shape_rng, camera_rng = object_rngs(options.seed, split, index)
     object_id = shape_rng.bytes(16).hex()  # 32 hex digits, like ShapeNet ids
-    scene = sample_scene(shape_rng)
+    scene = sample_object(options.category, shape_rng)
     views = options.views(split)
     poses = hemisphere_poses(views, camera_rng) if split == "train" else spiral_poses(views)
     K = synthetic_intrinsics(options.resolution).expand(views, 3, 3)
@@ -288,7 +198,8 @@ def write_splits(
 ) -> None:
     """Render and write every object of every split under `directory`; object ids go into `manifest`."""
     for split in SPLITS:
-        split_dir = directory / DATASET_DIR / f"{CATEGORY}_{split}"
+        name = options.dataset_category
+        split_dir = directory / f"srn_{name}" / f"{name}_{split}"
         split_dir.mkdir(parents=True)
         ids = []
         for index in range(options.objects(split)):
@@ -307,7 +218,7 @@ def generate_synthetic(
     threads: int = 1,
 ) -> Path:
     """Generate (or reuse from `cache_dir`, default `splat_apps.synthetic.cache.default_cache_dir()`) the dataset for
-    `options`; returns the dataset root `.../srn_synthetic`, to be read with `data.SRNDataset(root, split)`.
+    `options`; returns the dataset root `.../srn_synthetic_<category>`, to be read with `data.SRNDataset(root, split)`.
 
     Published atomically (`splat_apps.synthetic.cache.cached`). `progress(split, done, total)` is called after each
     object. `threads`: torch intra-op threads while rendering (the output does not depend on it); the work is many
@@ -320,22 +231,24 @@ def generate_synthetic(
     def write(partial: Path) -> dict:
         manifest = {
             "generator_version": GENERATOR_VERSION,
-            "category": CATEGORY,
+            "category": options.dataset_category,
             "options": asdict(options),
-            "depth_range": DEPTH_RANGES[CATEGORY],
+            "depth_range": DEPTH_RANGES[options.dataset_category],
             "objects": {},
         }
         with torch_threads(threads):
             write_splits(options, partial, synthetic_intrinsics(options.resolution), manifest, progress)
         return manifest
 
-    return cached(cache_dir / options.key(), write) / DATASET_DIR
+    return cached(cache_dir / options.key(), write) / f"srn_{options.dataset_category}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="apps/srn/synthetic.py", description=__doc__.split("\n\n")[0])
     for f in fields(SyntheticOptions):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=int, default=f.default, help=f"default {f.default}")
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default, help=f"default {f.default}"
+        )
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir(), help="default %(default)s")
     parser.add_argument("--threads", type=int, default=1, help="torch threads while rendering (default 1)")
     args = parser.parse_args(argv)
