@@ -107,7 +107,13 @@ def student_unet(unet: UNetConfig, spec: GaussianMapSpec) -> UNetConfig:
 def build_student(experiment: Any, teacher: nn.Module) -> GaussianDenoiser:
     """The experiment's student (`model.student_unet`) on `teacher`'s Gaussian map."""
     unet = student_unet(experiment.model.student_unet, teacher.map_spec)
-    config = StudentConfig(unet=unet, num_train_steps=experiment.diffusion.num_train_steps)
+    diffusion = experiment.diffusion
+    config = StudentConfig(
+        unet=unet,
+        num_train_steps=diffusion.num_train_steps,
+        prediction=diffusion.prediction,
+        schedule=diffusion.schedule,
+    )
     return GaussianDenoiser(config, teacher.map_spec).to(experiment.device)
 
 

@@ -62,6 +62,7 @@ class DiffusionConfig:
     num_train_steps: int = 100  # T
     t_star: int = 20  # image losses only for t >= t*; stage 2 starts above it
     ddim_steps: int = 10  # DDIM steps of the multi-step stage and of sampling
+    prediction: Literal["x0", "v"] = "x0"  # the student's output: n̂₀ itself, or v (n̂₀ with a skip from n_t)
 
     def make_schedule(self) -> Schedule:
         if self.schedule == "linear":

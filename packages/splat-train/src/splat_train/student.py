@@ -5,7 +5,10 @@
   (`fit_map_normalizer`) and stored in the student's checkpoint (buffers of `MapNormalizer`).
 * The student is a SongUNet with the noise-level embedding on; its input is the source image (in [−1, 1], zero-padded
   to the map's grid when the map is padded, as Flash3D's is) concatenated with the noisy normalized map n_t, and it
-  predicts the clean normalized map n̂₀ (x0 parameterization, the paper's ℓ_3DGS = ||s₀ − D_θ(s_t, t, x_src)||²).
+  predicts the clean normalized map n̂₀ (x0 parameterization, the paper's ℓ_3DGS = ||s₀ − D_θ(s_t, t, x_src)||²),
+  or v = √ᾱ ε − √(1−ᾱ) n₀ (Salimans & Ho 2022, diffusers' `v_prediction`), from which n̂₀ = √ᾱ n_t − √(1−ᾱ) v̂:
+  at low noise the prediction is the noised teacher map plus a learned correction (a skip connection, as EDM's
+  preconditioning has), at high noise the network's own output.
 * Its prediction becomes Gaussians through the teacher's own head (`teacher.gaussians_from_map`), so student and
   teacher share one map → Gaussians function.
 * Inference (`sample`): teacher prediction → normalized → noised to t_start (SDEdit) → DDIM to t = 0 → Gaussians.
@@ -13,6 +16,7 @@
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from jaxtyping import Float, Int
@@ -30,6 +34,8 @@ class StudentConfig:
     unet: UNetConfig
     num_train_steps: int = 100  # T of the diffusion schedule (the noise label is t * 1000 / T, EDM's VP scale)
     std_floor: float = 1e-3  # per-channel σ of the normalizer is at least this (channels the teacher never varies)
+    prediction: Literal["x0", "v"] = "x0"  # what the network outputs (module docstring); "v" needs `schedule`
+    schedule: Literal["linear", "cosine"] = "linear"  # the diffusion schedule whose ᾱ_t the "v" output uses
 
 
 class MapNormalizer(nn.Module):
@@ -69,7 +75,7 @@ def map_statistics(
 
 
 class GaussianDenoiser(nn.Module):
-    """D_θ(n_t, t, x_src) → n̂₀ in the normalized map space (see the module docstring)."""
+    """D_θ(n_t, t, x_src) → n̂₀ in the normalized map space (see the module docstring for the two outputs)."""
 
     def __init__(
         self, config: StudentConfig, map_spec: GaussianMapSpec, *, generator: torch.Generator | None = None
@@ -87,6 +93,10 @@ class GaussianDenoiser(nn.Module):
         self.map_spec = map_spec
         self.network = GaussianMapNetwork(unet, generator=generator)
         self.normalizer = MapNormalizer(map_spec.channels)
+        if config.prediction not in ("x0", "v"):
+            raise ValueError(f"prediction must be 'x0' or 'v', got {config.prediction!r}")
+        alpha_bar = getattr(Schedule, config.schedule)(config.num_train_steps).alphas_cumprod.float()
+        self.register_buffer("alpha_bar", alpha_bar, persistent=False)  # derived from the config, not saved
 
     def set_normalizer(self, mean: Float[Tensor, " channels"], std: Float[Tensor, " channels"]) -> None:
         with torch.no_grad():
@@ -114,7 +124,11 @@ class GaussianDenoiser(nn.Module):
     ) -> Float[Tensor, "batch channels height width"]:
         self.map_spec.check(x_t)
         noise_labels = t.to(x_t.dtype) * (1000.0 / self.config.num_train_steps)
-        return self.network(torch.cat([self.condition(images).to(x_t.dtype), x_t], dim=1), noise_labels)
+        output = self.network(torch.cat([self.condition(images).to(x_t.dtype), x_t], dim=1), noise_labels)
+        if self.config.prediction == "x0":
+            return output
+        alpha_bar = self.alpha_bar[t].to(x_t.dtype)[:, None, None, None]
+        return alpha_bar.sqrt() * x_t - (1 - alpha_bar).sqrt() * output
 
     def denoiser(self, images: Float[Tensor, "batch 3 image_height image_width"]):
         """The `denoise(x_t, t) -> x0_hat` callable of splat-diffusion for these conditioning images."""
