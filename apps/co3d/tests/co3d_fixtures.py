@@ -16,7 +16,7 @@ from plyfile import PlyData, PlyElement
 from app_co3d.data import SPLITS
 from app_co3d.experiment import PRESETS, Co3DExperiment, EvalConfig, ModelConfig
 from app_co3d.preprocess import SequenceNormalization
-from app_co3d.synthetic import Scene, look_at_opencv, make_scene, render_scene, sphere
+from app_co3d.synthetic import Scene, look_at_opencv, make_scene, render_scene, sphere, write_sequence_files
 
 SIDE = 16
 UP = np.array([0.0, 1.0, 0.0])
@@ -26,26 +26,23 @@ HYDRANTS = {"900_1_1": (4, (), 2.0), "901_1_1": (6, (2, 5), 3.0)}  # name: views
 # Preprocessed layout
 
 
-def _update_archive(path: Path, name: str, array: np.ndarray) -> None:
-    entries = {}
+def update_archive(path: Path, **entries: np.ndarray | None) -> None:
+    """Add or replace (an array) or remove (None) entries of an .npz archive, creating it if missing."""
+    arrays = {}
     if path.is_file():
         with np.load(path, allow_pickle=False) as archive:
-            entries = {k: archive[k] for k in archive.files}
-    np.savez(path, **{**entries, name: array})
+            arrays = {k: archive[k] for k in archive.files}
+    np.savez(path, **{k: v for k, v in {**arrays, **entries}.items() if v is not None})
 
 
 def write_sequence(
     split_dir: Path, name: str, images: np.ndarray, focal_ndc: np.ndarray, R: np.ndarray, T: np.ndarray
 ) -> Path:
     """One sequence in Splatter Image's layout (images [N 3 H H], focal [N 1 2], R [N 3 3], T [N 3])."""
-    folder = split_dir / name
-    folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / "images_fg.npy", images.astype(np.float32))
-    np.save(folder / "focal_lengths.npy", focal_ndc.astype(np.float32))
-    (folder / "frame_order.txt").write_text("".join(f"{i:05d}.png\n" for i in range(len(images))))
-    _update_archive(split_dir / "camera_Rs.npz", name, R.astype(np.float32))
-    _update_archive(split_dir / "camera_Ts.npz", name, T.astype(np.float32))
-    return folder
+    write_sequence_files(split_dir / name, images, focal_ndc)
+    update_archive(split_dir / "camera_Rs.npz", **{name: R.astype(np.float32)})
+    update_archive(split_dir / "camera_Ts.npz", **{name: T.astype(np.float32)})
+    return split_dir / name
 
 
 def random_sequence_arrays(

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from co3d_fixtures import write_hydrants
+from co3d_fixtures import update_archive, write_hydrants
 
 from app_co3d.data import Co3DDataError, Co3DDataset, check_dataset, main
 
@@ -20,12 +20,6 @@ def load(split: Path) -> None:
     Co3DDataset(split.parent, "train").load(0)
 
 
-def rewrite_archive(path: Path, **entries: np.ndarray | None) -> None:
-    with np.load(path, allow_pickle=False) as archive:
-        arrays = {**{k: archive[k] for k in archive.files}, **entries}
-    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
-
-
 def test_a_valid_dataset_loads_and_checks(split: Path) -> None:
     load(split)
     assert check_dataset(split.parent, ["train"]).ok
@@ -35,7 +29,7 @@ def test_a_valid_dataset_loads_and_checks(split: Path) -> None:
     ("change", "message"),
     [
         (
-            lambda split: rewrite_archive(split / "camera_Ts.npz", **{NAME: None}),
+            lambda split: update_archive(split / "camera_Ts.npz", **{NAME: None}),
             r"camera_Ts\.npz: no entry for sequence '900_1_1'",
         ),
         (lambda split: (split / "camera_Rs.npz").unlink(), r"camera_Rs\.npz: missing camera archive"),
@@ -88,7 +82,7 @@ def test_wrong_arrays_name_their_file(split: Path, file: str, array: np.ndarray 
 )
 def test_camera_problems_name_the_archive(split: Path, archive: str, change, message: str) -> None:
     with np.load(split / archive) as cameras:
-        rewrite_archive(split / archive, **{NAME: change(cameras[NAME])})
+        update_archive(split / archive, **{NAME: change(cameras[NAME])})
     with pytest.raises(Co3DDataError, match=message):
         load(split)
 

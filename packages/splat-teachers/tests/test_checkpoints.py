@@ -11,6 +11,7 @@ from splat_render.ply import load_ply
 from splat_teachers import (
     Flash3D,
     SplatterImage,
+    UNetConfig,
     export_ply,
     flash3d_preset,
     load_checkpoint,
@@ -95,31 +96,20 @@ def test_checkpoint_round_trip_reproduces_predictions(tmp_path, kind):
     assert torch.equal(expected.gaussians.means, got.gaussians.means)
 
 
+def _splatter_image(channels: int, blocks: int) -> SplatterImage:
+    """A 32 px Splatter Image with the tiny preset's head and another U-Net."""
+    unet = UNetConfig(32, model_channels=channels, channel_mult=(1, 2, 2), num_blocks=blocks, attn_resolutions=(8,))
+    return SplatterImage(SplatterImageConfig(unet=unet, head=splatter_image_preset("tiny").head))
+
+
 def test_checkpoint_of_another_architecture_is_a_clear_error(tmp_path):
-    tiny = SplatterImage(splatter_image_preset("tiny"))
-    save_checkpoint(tiny, tmp_path / "tiny")
-    other = SplatterImage(
-        SplatterImageConfig(
-            unet=splatter_image_preset("tiny").unet.__class__(
-                resolution=32, model_channels=16, channel_mult=(1, 2, 2), num_blocks=2, attn_resolutions=(8,)
-            ),
-            head=splatter_image_preset("tiny").head,
-        )
-    )
+    save_checkpoint(SplatterImage(splatter_image_preset("tiny")), tmp_path / "tiny")
     with pytest.raises(ValueError, match=r"does not fit this SplatterImage architecture.*missing keys: .*block1"):
-        load_weights(other, tmp_path / "tiny.safetensors")
+        load_weights(_splatter_image(16, blocks=2), tmp_path / "tiny.safetensors")
     with pytest.raises(ValueError, match="does not fit this Flash3D architecture.*unexpected keys"):
         load_weights(Flash3D(flash3d_preset("tiny")), tmp_path / "tiny")
-    wider = SplatterImage(
-        SplatterImageConfig(
-            unet=splatter_image_preset("tiny").unet.__class__(
-                resolution=32, model_channels=32, channel_mult=(1, 2, 2), num_blocks=1, attn_resolutions=(8,)
-            ),
-            head=splatter_image_preset("tiny").head,
-        )
-    )
     with pytest.raises(ValueError, match="shape mismatches"):
-        load_weights(wider, tmp_path / "tiny")
+        load_weights(_splatter_image(32, blocks=1), tmp_path / "tiny")
 
 
 def test_checkpoint_config_errors_are_clear(tmp_path):

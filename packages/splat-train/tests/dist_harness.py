@@ -2,7 +2,6 @@
 starts a gloo process group of W CPU processes on a free localhost port the way torchrun does (RANK, WORLD_SIZE,
 LOCAL_RANK, MASTER_ADDR, MASTER_PORT in the environment, then `splat_train.distributed.init_distributed`)."""
 
-import math
 import os
 import socket
 import time
@@ -12,17 +11,16 @@ from pathlib import Path
 
 import torch
 import torch.multiprocessing
+from train_fixtures import CENTRE, orbit_cameras, tiny_student
 
-from splat_render import Cameras, Gaussians, fov_to_focal, intrinsics, look_at, render, rigid_inverse
+from splat_render import Cameras, Gaussians, render
 from splat_render.sh import rgb_to_sh_dc
 from splat_teachers import CARS, SplatterImage, SplatterImageConfig, UNetConfig
 from splat_train import distributed
 from splat_train.batch import ViewBatch
-from splat_train.student import GaussianDenoiser, StudentConfig
+from splat_train.student import GaussianDenoiser
 
 SIZE = 16
-FOV = 51.98948897809546
-CENTRE = torch.tensor([0.0, 0.0, 1.3])
 TIMEOUT_S = 900  # a deadlock fails the test instead of hanging it (generous: the test machine may be loaded)
 
 
@@ -36,18 +34,7 @@ def teacher(seed: int = 0) -> SplatterImage:
 
 
 def student(teacher: SplatterImage, seed: int = 0) -> GaussianDenoiser:
-    unet = UNetConfig(
-        resolution=SIZE,
-        in_channels=27,
-        out_channels=24,
-        model_channels=8,
-        channel_mult=(1, 2),
-        num_blocks=1,
-        attn_resolutions=(8,),
-        noise_embedding=True,
-        dropout=0.0,
-    )
-    return GaussianDenoiser(StudentConfig(unet=unet), teacher.map_spec, generator=torch.Generator().manual_seed(seed))
+    return tiny_student(teacher, seed, size=SIZE, channels=8, mult=(1, 2))
 
 
 def _scene(item: int, count: int = 200) -> Gaussians:
@@ -59,19 +46,6 @@ def _scene(item: int, count: int = 200) -> Gaussians:
         opacities=0.5 + 0.5 * torch.rand(1, count, generator=g),
         sh=rgb_to_sh_dc(torch.rand(1, count, 3, generator=g))[:, :, None],
     )
-
-
-def _cameras(angles_degrees: Sequence[float]) -> Cameras:
-    poses = []
-    for angle in angles_degrees:
-        a = math.radians(angle)
-        offset = torch.tensor([math.sin(a), 0.0, -math.cos(a)]) * 1.3
-        poses.append(look_at(CENTRE + offset, CENTRE, torch.tensor([0.0, -1.0, 0.0])))
-    cam_to_world = torch.stack(poses)[None]
-    relative = rigid_inverse(cam_to_world[:, :1])[:, 0:1] @ cam_to_world
-    focal = fov_to_focal(FOV, SIZE)
-    K = intrinsics(focal, focal, SIZE / 2, SIZE / 2).expand(1, len(angles_degrees), 3, 3).clone()
-    return Cameras.from_cam_to_world(relative, K, SIZE, SIZE)
 
 
 class BlobSource:
@@ -88,7 +62,7 @@ class BlobSource:
         for item, seed in zip(items, seeds, strict=True):
             g = torch.Generator().manual_seed(seed)
             angles = [0.0, *(-70 + 140 * torch.rand(self.views, generator=g)).tolist()]
-            camera = _cameras(angles)
+            camera = orbit_cameras(angles, SIZE)
             with torch.no_grad():
                 images.append(render(_scene(item), camera, background=1.0).rgb)
             cameras.append(camera)

@@ -14,7 +14,7 @@ import torch
 from splat_train import distributed
 from splat_train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from splat_train.loop import LoopConfig, NonFiniteLossError
-from splat_train.runs import StageConfigs, fit_normalizer, run_stages
+from splat_train.runs import STAGES, StageConfigs, fit_normalizer, run_stages
 from splat_train.sharding import ShardedSampler
 from splat_train.stages import (
     BootstrapConfig,
@@ -104,6 +104,12 @@ def _assert_same_weights(a: pathlib.Path, b: pathlib.Path, stage: str) -> None:
             )
 
 
+def _logged(run_dir: pathlib.Path, *keys: str) -> list[tuple]:
+    """The `keys` of every record of the run's metrics log."""
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [tuple(json.loads(line)[key] for key in keys) for line in lines]
+
+
 def _trained(run_dir: pathlib.Path, stage: str) -> bool:
     """Whether the stage's first and last checkpoints differ (the comparison is not of untrained weights)."""
     paths = list_checkpoints(run_dir / "checkpoints" / stage)
@@ -116,8 +122,7 @@ def test_two_ranks_with_batch_b_train_the_teacher_like_one_rank_with_batch_2b(tm
     _train_teacher(tmp_path / "one", 3, batch_size=2)
     assert _trained(tmp_path / "one", "teacher")
     _assert_same_weights(tmp_path / "two", tmp_path / "one", "teacher")
-    log = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [1, 2, 3] and {r["world_size"] for r in log} == {2}
+    assert _logged(tmp_path / "two", "step", "world_size") == [(1, 2), (2, 2), (3, 2)]
 
 
 def test_two_ranks_with_batch_b_train_stage_2_like_one_rank_with_batch_2b(tmp_path: pathlib.Path) -> None:
@@ -127,25 +132,16 @@ def test_two_ranks_with_batch_b_train_stage_2_like_one_rank_with_batch_2b(tmp_pa
     _assert_same_weights(tmp_path / "two", tmp_path / "one", "multistep")
 
 
-def _teacher_steps_on_ranks(rank: int, workdir: pathlib.Path, *, run: str, steps: int) -> None:
-    _train_teacher(workdir / run, steps, batch_size=1)
-
-
-def _logged_steps(run_dir: pathlib.Path) -> list[tuple[int, int]]:
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [(json.loads(line)["step"], json.loads(line)["world_size"]) for line in lines]
-
-
 def test_a_run_stopped_on_two_ranks_resumes_on_one_and_vice_versa(tmp_path: pathlib.Path) -> None:
     _train_teacher(tmp_path / "straight", 4, batch_size=2)
     # 2 ranks × 1 for 2 steps, then 1 rank × 2 from step 2
-    H.spawn(functools.partial(_teacher_steps_on_ranks, run="two_then_one", steps=2), tmp_path)
+    H.spawn(functools.partial(_teacher_on_ranks, run="two_then_one", steps=2), tmp_path)
     _train_teacher(tmp_path / "two_then_one", 4, batch_size=2)
     # 1 rank × 2 for 2 steps, then 2 ranks × 1 from step 2
     _train_teacher(tmp_path / "one_then_two", 2, batch_size=2)
-    H.spawn(functools.partial(_teacher_steps_on_ranks, run="one_then_two", steps=4), tmp_path)
-    assert _logged_steps(tmp_path / "two_then_one") == [(1, 2), (2, 2), (3, 1), (4, 1)]
-    assert _logged_steps(tmp_path / "one_then_two") == [(1, 1), (2, 1), (3, 2), (4, 2)]
+    H.spawn(functools.partial(_teacher_on_ranks, run="one_then_two", steps=4), tmp_path)
+    assert _logged(tmp_path / "two_then_one", "step", "world_size") == [(1, 2), (2, 2), (3, 1), (4, 1)]
+    assert _logged(tmp_path / "one_then_two", "step", "world_size") == [(1, 1), (2, 1), (3, 2), (4, 2)]
     _assert_same_weights(tmp_path / "two_then_one", tmp_path / "straight", "teacher")
     _assert_same_weights(tmp_path / "one_then_two", tmp_path / "straight", "teacher")
 
@@ -187,13 +183,9 @@ def _all_stages_on_ranks(rank: int, workdir: pathlib.Path) -> None:
 def test_only_rank_0_writes_files_and_every_stage_runs_on_two_ranks(tmp_path: pathlib.Path) -> None:
     H.spawn(_all_stages_on_ranks, tmp_path)
     run = tmp_path / "run"
-    for stage in ("teacher", "bootstrap", "multistep"):
+    for stage in STAGES:
         assert load_checkpoint(latest_checkpoint(run / "checkpoints" / stage)).step == 2
-    logged = [
-        (json.loads(line)["stage"], json.loads(line)["step"])
-        for line in (run / "metrics.jsonl").read_text().splitlines()
-    ]
-    assert logged == [(stage, step) for stage in ("teacher", "bootstrap", "multistep") for step in (1, 2)]
+    assert _logged(run, "stage", "step") == [(stage, step) for stage in STAGES for step in (1, 2)]
 
 
 def _nan_on_rank_1(rank: int, workdir: pathlib.Path) -> None:

@@ -21,13 +21,15 @@ def tiny_teacher(seed: int = 0) -> SplatterImage:
     return SplatterImage(splatter_image_preset("tiny"), generator=torch.Generator().manual_seed(seed))
 
 
-def tiny_student(teacher: SplatterImage, seed: int = 0) -> GaussianDenoiser:
+def tiny_student(
+    teacher: SplatterImage, seed: int = 0, *, size: int = SIZE, channels: int = 16, mult: tuple[int, ...] = (1, 2, 2)
+) -> GaussianDenoiser:
     unet = UNetConfig(
-        resolution=SIZE,
+        resolution=size,
         in_channels=27,
         out_channels=24,
-        model_channels=16,
-        channel_mult=(1, 2, 2),
+        model_channels=channels,
+        channel_mult=mult,
         num_blocks=1,
         attn_resolutions=(8,),
         noise_embedding=True,
@@ -49,7 +51,7 @@ def scene(seed: int, count: int = 300) -> Gaussians:
     )
 
 
-def orbit_cameras(angles_degrees: list[float]) -> Cameras:
+def orbit_cameras(angles_degrees: Sequence[float], size: int = SIZE) -> Cameras:
     """Cameras relative to the source camera (identity at angle 0), orbiting CENTRE about the camera's y axis."""
     poses = []
     for angle in angles_degrees:
@@ -59,9 +61,9 @@ def orbit_cameras(angles_degrees: list[float]) -> Cameras:
     cam_to_world = torch.stack(poses)[None]
     source_c2w = cam_to_world[:, :1]
     relative = rigid_inverse(source_c2w)[:, 0:1] @ cam_to_world  # make view 0 the identity... of the source
-    focal = fov_to_focal(FOV, SIZE)
-    K = intrinsics(focal, focal, SIZE / 2, SIZE / 2).expand(1, len(angles_degrees), 3, 3).clone()
-    return Cameras.from_cam_to_world(relative, K, SIZE, SIZE)
+    focal = fov_to_focal(FOV, size)
+    K = intrinsics(focal, focal, size / 2, size / 2).expand(1, len(angles_degrees), 3, 3).clone()
+    return Cameras.from_cam_to_world(relative, K, size, size)
 
 
 def batch(seeds: list[int], angles: list[float] = (0.0, 40.0, -60.0), background: float = 1.0) -> ViewBatch:

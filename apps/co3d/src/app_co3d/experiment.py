@@ -8,7 +8,7 @@ from typing import Literal
 from splat_apps import EvalOptions, Experiment
 from splat_apps.experiment import demo_loop
 from splat_teachers import UNetConfig, unet_preset
-from splat_train import Background, BootstrapConfig, DiffusionConfig, LoopConfig, MultistepConfig, TeacherStageConfig
+from splat_train import Background, BootstrapConfig, LoopConfig, MultistepConfig, TeacherStageConfig
 
 from .synthetic import SyntheticCo3DOptions
 
@@ -62,17 +62,11 @@ def _cpu_demo() -> Co3DExperiment:
     levels = {"channel_mult": (1, 2, 2), "attn_resolutions": (8,), "dropout": 0.0}  # 32, 16, 8 px; attention at 8
     teacher_unet = UNetConfig(resolution=resolution, model_channels=32, num_blocks=2, **levels)
     return Co3DExperiment(
-        preset="cpu-demo",
-        run_dir=Path("runs/co3d-cpu-demo"),
         threads=1,  # at 32 px a second thread gains little; on a busy 2-core machine it made steps 10-40x slower
-        diffusion=DiffusionConfig(),
-        background=BLACK,
         data=DataConfig(
             synthetic=SyntheticCo3DOptions(
                 resolution=resolution, train_sequences=48, val_sequences=4, test_sequences=8, frames_per_sequence=24
             ),
-            batch_size=4,
-            num_targets=4,
         ),
         model=ModelConfig(
             teacher_unet=teacher_unet,
@@ -98,9 +92,7 @@ def _hydrant() -> Co3DExperiment:
         preset="hydrant",
         run_dir=Path("runs/co3d-hydrant"),
         device="cuda",
-        background=BLACK,
-        data=DataConfig(batch_size=8, num_targets=4),
-        model=ModelConfig(),
+        data=DataConfig(batch_size=8),
         teacher=TeacherStageConfig(loop=LoopConfig(max_steps=900_000, checkpoint_every=5000), lpips_start_step=800_000),
         bootstrap=BootstrapConfig(loop=LoopConfig(max_steps=100_000, checkpoint_every=2000)),
         multistep=MultistepConfig(loop=LoopConfig(max_steps=20_000, checkpoint_every=1000)),

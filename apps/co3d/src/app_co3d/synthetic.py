@@ -368,18 +368,22 @@ def make_sequence(options: SyntheticCo3DOptions, split: str, index: int) -> Synt
 # Writing and caching
 
 
+def write_sequence_files(folder: Path, images: np.ndarray, focal_ndc: np.ndarray) -> None:
+    """A sequence's folder of the preprocessed layout: images [N 3 H H], focal lengths [N 1 2], the frame order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "images_fg.npy", images.astype(np.float32))
+    np.save(folder / "focal_lengths.npy", focal_ndc.astype(np.float32))
+    (folder / "frame_order.txt").write_text("".join(f"{k:05d}.png\n" for k in range(len(images))))
+
+
 def write_split(options: SyntheticCo3DOptions, split: str, directory: Path) -> list[str]:
     """Write a split in the preprocessed layout; returns the sequence names."""
     directory.mkdir(parents=True, exist_ok=True)
     rotations, translations, names = {}, {}, []
     for index in range(options.sequences(split)):
         sequence = make_sequence(options, split, index)
-        folder = directory / sequence.name
-        folder.mkdir()
-        np.save(folder / "images_fg.npy", sequence.images.astype(np.float32))
-        focal = np.repeat(sequence.focal_ndc[:, None, None], 2, axis=2).astype(np.float32)  # [N 1 2]
-        np.save(folder / "focal_lengths.npy", focal)
-        (folder / "frame_order.txt").write_text("".join(f"{k:05d}.png\n" for k in range(len(sequence.images))))
+        focal = np.repeat(sequence.focal_ndc[:, None, None], 2, axis=2)  # [N 1 2]
+        write_sequence_files(directory / sequence.name, sequence.images, focal)
         rotations[sequence.name] = sequence.R.astype(np.float32)
         translations[sequence.name] = sequence.T.astype(np.float32)
         names.append(sequence.name)

@@ -1,7 +1,6 @@
 """torch.distributed for the stage runners and the apps: start from torchrun's environment, and the few collectives
-the training loop needs — with a single-process no-op path, so that `uv run apps/<app>/train.py` works unchanged.
-
-    torchrun --nproc-per-node 4 apps/srn/train.py --preset cars --data /data/srn_cars
+the training loop needs — with a single-process no-op path, so that `uv run apps/<app>/train.py` works unchanged
+(how to launch: README.md, "Training on one GPU, several GPUs, several nodes").
 
 torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT for every process; `init_distributed`
 reads them (`init_method="env://"`) and starts a process group: NCCL when training on CUDA (each process on
@@ -80,11 +79,6 @@ def shutdown() -> None:
     """Destroy the process group if one is running (every rank must call it; a no-op otherwise)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def is_distributed() -> bool:
-    """Whether a process group of more than one process is running."""
-    return world_size() > 1
 
 
 def rank() -> int:

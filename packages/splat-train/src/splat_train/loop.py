@@ -14,13 +14,8 @@ A stage supplies a model, an optimizer over its parameters, its data — a `Batc
 * a NaN/Inf loss or gradient stops the run with `NonFiniteLossError` naming the step and the last good checkpoint
   (the weights before the bad step are saved; nothing is lost).
 
-Under torchrun (a process group of W > 1 ranks, see `splat_train.distributed`) the model and its loss are wrapped
-in `DistributedDataParallel`, which averages the gradients; each rank draws `batch_size` items per step (global
-batch = batch_size × W); optimizer, clipping and EMA run on every rank on identical gradients, so the weights stay
-identical; only rank 0 logs, shows the progress bar and writes checkpoints (followed by a barrier); every rank loads
-the checkpoint rank 0 names on resume — also with another W, continuing at the checkpoint's step (the global batch
-then changes with W). A non-finite loss or gradient on any rank stops every rank (the flags are all-reduced first).
-The run directory must be visible to every rank (one machine, or a shared filesystem across nodes).
+Under torchrun the model and its loss are wrapped in `DistributedDataParallel`; what runs on which rank, the global
+batch and resuming on another world size: README.md, "Training on one GPU, several GPUs, several nodes".
 """
 
 import gc
