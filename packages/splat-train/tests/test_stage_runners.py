@@ -3,6 +3,7 @@ and a stage resumes bit-for-bit."""
 
 import dataclasses
 import json
+import math
 import pathlib
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 import train_fixtures as F
 
 from splat_train.loop import LoopConfig, NonFiniteLossError
+from splat_train.sharding import STREAM_TIMESTEP, per_sample_timesteps
 from splat_train.stages import (
     BootstrapConfig,
     DiffusionConfig,
@@ -150,3 +152,18 @@ def test_the_stage_losses_refuse_a_batch_without_per_sample_seeds() -> None:
         bootstrap_loss(
             _student(teacher), teacher, diffusion.make_schedule(), BATCH, BootstrapConfig(), t_star=20, background=WHITE
         )
+
+
+def test_cosine_lr_decay_anneals_each_step_from_the_stage_learning_rate_to_zero(tmp_path: pathlib.Path) -> None:
+    teacher = F.tiny_teacher()
+    config = TeacherStageConfig(loop=_loop(6), learning_rate=1e-3, lr_decay="cosine")
+    train_teacher(teacher, F.FixedBatches(BATCH), config, tmp_path, background=WHITE)
+    logged = _losses(tmp_path, "teacher", "lr")  # logged after step s + 1 with the rate that step s used
+    expected = [1e-3 * 0.5 * (1 + math.cos(math.pi * step / 6)) for step in range(6)]
+    assert logged == pytest.approx(expected, rel=1e-9)
+
+
+def test_multistep_starts_are_drawn_between_t_star_and_t_start_max() -> None:
+    schedule = DiffusionConfig().make_schedule()
+    starts = per_sample_timesteps(schedule, torch.arange(200), STREAM_TIMESTEP, low=21, high=30)
+    assert int(starts.min()) == 21 and int(starts.max()) == 30

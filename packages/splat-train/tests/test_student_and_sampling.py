@@ -85,3 +85,21 @@ def test_samples_differ_between_seeds_and_repeat_for_the_same_seed() -> None:
     again, _ = draw(0, 2)
     assert torch.equal(first.means, again.means)
     assert first.num_gaussians == 32 * 32 and first.batch_size == 1
+
+
+def test_v_prediction_is_the_noised_map_plus_a_scaled_network_output() -> None:
+    """n̂₀ = √ᾱ_t n_t − √(1−ᾱ_t) v̂: with the same weights, the x0 student's output is v̂."""
+    teacher = F.tiny_teacher()
+    x0_student = F.tiny_student(teacher).eval()
+    v_student = GaussianDenoiser(
+        StudentConfig(unet=x0_student.config.unet, prediction="v", schedule="cosine"), teacher.map_spec
+    ).eval()
+    v_student.load_state_dict(x0_student.state_dict())  # the schedule's ᾱ is not part of the weights
+    x = torch.randn(2, 24, 32, 32, generator=torch.Generator().manual_seed(0))
+    image = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    t = torch.tensor([3, 70])
+    alpha_bar = Schedule.cosine(100).alphas_cumprod.float()[t][:, None, None, None]
+    with torch.no_grad():
+        v_hat = x0_student(x, t, image)
+        expected = alpha_bar.sqrt() * x - (1 - alpha_bar).sqrt() * v_hat
+        torch.testing.assert_close(v_student(x, t, image), expected)

@@ -69,11 +69,12 @@ def per_sample_normal(
 
 
 def per_sample_timesteps(
-    schedule: Schedule, seeds: Int[Tensor, " batch"], stream: int, *, low: int = 0
+    schedule: Schedule, seeds: Int[Tensor, " batch"], stream: int, *, low: int = 0, high: int | None = None
 ) -> Int[Tensor, " batch"]:
-    """t ~ U{low, ..., T−1} per sample (`splat_diffusion.sample_timesteps`), sample k's from its own generator."""
+    """t ~ U{low, ..., high} (high: T−1 by default) per sample (`splat_diffusion.sample_timesteps`), sample k's from
+    its own generator."""
     draws = [
-        sample_timesteps(schedule, 1, low=low, generator=stream_generator(seed, stream), device="cpu")
+        sample_timesteps(schedule, 1, low=low, high=high, generator=stream_generator(seed, stream), device="cpu")
         for seed in seeds.tolist()
     ]
     return torch.cat(draws)
@@ -108,10 +109,6 @@ class ShardedSampler:
     def items_per_epoch(self) -> int:
         """Samples of one epoch on this rank (ceil(num_items / world_size))."""
         return len(self._sampler)
-
-    def epoch(self, step: int) -> float:
-        """Epochs done before `step` (fractional)."""
-        return step * self.batch_size / self.items_per_epoch
 
     def _epoch_indices(self, epoch: int) -> list[int]:
         if epoch != self._epoch:

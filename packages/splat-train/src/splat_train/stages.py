@@ -18,6 +18,8 @@ in whichever batch it lands, and they mask terms (t < t*) instead of skipping th
 every step (as DDP needs). Runs are deterministic on CPU and resume bit-for-bit.
 """
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -45,6 +47,23 @@ from .sharding import STREAM_CYCLE_NOISE, STREAM_NOISE, STREAM_TIMESTEP, per_sam
 from .student import GaussianDenoiser, student_gaussians, teacher_targets
 
 Background = tuple[float, float, float]  # RGB in [0, 1] behind every render of a run
+LRDecay = Literal["constant", "cosine"]  # the learning rate over a stage: constant, or cosine from it to 0 at max_steps
+
+
+def learning_rate_decay(optimizer: torch.optim.Optimizer, kind: LRDecay, max_steps: int) -> Callable[[int], None]:
+    """`before_step(step)` setting every group's learning rate for `step`: its initial one (constant) or that times
+    ½(1 + cos(π step / max_steps)) (SGDR's cosine annealing without restarts). A function of the step alone, so a
+    resumed stage continues on the same curve."""
+    if kind not in ("constant", "cosine"):
+        raise ValueError(f"lr_decay must be 'constant' or 'cosine', got {kind!r}")
+    initial = [group["lr"] for group in optimizer.param_groups]
+
+    def before_step(step: int) -> None:
+        factor = 1.0 if kind == "constant" else 0.5 * (1 + math.cos(math.pi * min(step / max_steps, 1.0)))
+        for group, lr in zip(optimizer.param_groups, initial, strict=True):
+            group["lr"] = lr * factor
+
+    return before_step
 
 
 def batch_seeds(batch: ViewBatch) -> Int[Tensor, " batch"]:
@@ -79,6 +98,7 @@ class TeacherStageConfig:
     adam_eps: float = 1e-15  # Splatter Image's Adam epsilon
     lpips_weight: float = 0.01  # weight of LPIPS once enabled: loss = (1 − w) L2 + w LPIPS
     lpips_start_step: int | None = None  # enable LPIPS from this step on (None: never; needs the VGG16 weights)
+    lr_decay: LRDecay = "constant"
 
 
 @dataclass(frozen=True)
@@ -88,6 +108,7 @@ class BootstrapConfig:
     map_weight: float = 1.0  # L_3DGS
     image_weight: float = 1.0  # L_image, for samples with t >= t*
     cycle_weight: float = 1.0  # L_cyc, for samples with t >= t* (0 disables)
+    lr_decay: LRDecay = "constant"
 
 
 @dataclass(frozen=True)
@@ -98,6 +119,8 @@ class MultistepConfig:
     render_steps: Literal["all", "final"] = "all"  # render every step's x0 prediction, or only the final sample
     cycle_weight: float = 1.0
     checkpoint_steps: bool = True  # activation checkpointing per DDIM step (same values and gradients, less memory)
+    lr_decay: LRDecay = "constant"
+    t_start_max: int | None = None  # training starts t_start ~ U{t* + 1, ..., t_start_max} (None: T − 1)
 
 
 def background_tensor(background: Background, like: Tensor) -> Tensor:
@@ -146,9 +169,11 @@ def train_teacher(
         raise ValueError("lpips_start_step is set but no lpips_model was given (see splat_train.load_lpips_vgg)")
     optimizer = torch.optim.Adam(teacher.parameters(), lr=config.learning_rate, eps=config.adam_eps)
     step_counter = {"step": 0}
+    decay = learning_rate_decay(optimizer, config.lr_decay, config.loop.max_steps)
 
     def before_step(step: int) -> None:
         step_counter["step"] = step
+        decay(step)
 
     def compute_loss(batch: ViewBatch) -> LossOutput:
         output = teacher(batch.source_images, batch.source_cameras, **batch.teacher_inputs)
@@ -247,6 +272,7 @@ def bootstrap(
         config=config.loop,
         run_dir=run_dir,
         stage_config={"stage": config, "diffusion": diffusion, "background": background},
+        before_step=learning_rate_decay(optimizer, config.lr_decay, config.loop.max_steps),
         progress=progress,
     )
 
@@ -264,7 +290,8 @@ def multistep_loss(
     """Stage 2 (paper eq. L_mlt-stp + L_cyc): DDIM from the noised teacher map with gradients through all steps."""
     seeds = batch_seeds(batch)
     clean = teacher_targets(teacher, student, batch.source_images, batch.source_cameras, **batch.teacher_inputs)
-    t_start = per_sample_timesteps(schedule, seeds, STREAM_TIMESTEP, low=diffusion.t_star + 1).to(clean.device)
+    low, high = diffusion.t_star + 1, config.t_start_max
+    t_start = per_sample_timesteps(schedule, seeds, STREAM_TIMESTEP, low=low, high=high).to(clean.device)
     timesteps = ddim_timesteps(schedule, diffusion.ddim_steps, t_start)  # [steps batch]
     start = sdedit_start(schedule, clean, t_start, per_sample_normal(seeds, STREAM_NOISE, clean))
     trajectory = unrolled_ddim(
@@ -326,5 +353,6 @@ def multistep(
         config=config.loop,
         run_dir=run_dir,
         stage_config={"stage": config, "diffusion": diffusion, "background": background},
+        before_step=learning_rate_decay(optimizer, config.lr_decay, config.loop.max_steps),
         progress=progress,
     )
