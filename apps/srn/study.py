@@ -1,0 +1,146 @@
+"""The student-vs-teacher study on the synthetic toy cars (docs/research/student-vs-teacher.md), on validation data.
+
+    uv run apps/srn/study.py teacher RUN_DIR --steps 5000 [--lr-decay cosine]   # teacher + its validation curve
+    uv run apps/srn/study.py student RUN_DIR TEACHER_CKPT [SRN flags ...]       # stages 1 + 2 from that teacher
+    uv run apps/srn/study.py sweep RUN_DIR TEACHER_CKPT 5,10,30 [--stage bootstrap]  # inference t_start values
+
+Every command uses the study's data (400 train, 32 val, 32 test toy cars × 100 spiral views, 32 px), scores on the
+val split only, one torch thread, and prints one JSON line per result (student − teacher: paired per-object
+differences with a 95 % bootstrap interval, `splat_apps.statistics`).
+"""
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from app_srn import APP
+from app_srn.app import open_split
+from app_srn.data import default_input_view
+from app_srn.experiment import SRNExperiment
+from splat_apps import collate
+from splat_apps.cli import parse_experiment
+from splat_apps.commands import run_evaluation
+from splat_apps.experiment import build_student, demo_loop
+from splat_apps.statistics import paired_difference
+from splat_render import render
+from splat_train import run_stages, stage_weights
+from splat_train.checkpoint import list_checkpoints, load_checkpoint
+from splat_train.metrics import psnr
+
+
+def study_experiment(argv: list[str], run_dir: Path) -> SRNExperiment:
+    def preset() -> SRNExperiment:
+        base = APP.presets["cpu-demo"]()
+        sizes = {"train_objects": 400, "val_objects": 32, "test_objects": 32, "val_views": 100, "test_views": 100}
+        data = replace(base.data, synthetic=replace(base.data.synthetic, category="cars", **sizes))
+        evaluation = replace(base.eval, split="val", lpips=False, grid_objects=0, num_samples=1)
+        return replace(base, data=data, eval=evaluation)
+
+    experiment = parse_experiment(SRNExperiment, {"study": preset}, argv, default_preset="study", description="")
+    return replace(experiment, run_dir=run_dir)
+
+
+def scores(experiment: SRNExperiment, data, teacher, student) -> dict:
+    result, _ = run_evaluation(APP, experiment, data, teacher, student, Console(quiet=True))
+    summary = result.summary
+    difference = paired_difference(result.per_item, "student", "teacher", "novel", "psnr")
+    return {
+        "teacher_psnr": summary["teacher"]["novel"]["psnr"],
+        "student_psnr": summary["student"]["novel"]["psnr"],
+        "student_minus_teacher": difference.text(3),
+        "student_wins": f"{difference.wins}/{difference.items}",
+    }
+
+
+def teacher_curve(run_dir: Path, steps: int, lr_decay: str, argv: list[str]) -> None:
+    experiment = study_experiment(argv, run_dir)
+    loop = replace(demo_loop(steps, 250, 0.99, 100), keep_checkpoints=10_000, progress=False)
+    experiment = replace(experiment, teacher=replace(experiment.teacher, loop=loop, lr_decay=lr_decay))
+    data = APP.data(experiment)
+    batches, _ = APP.training_data(experiment, data)
+    teacher = APP.teacher(experiment, data)
+    started = time.time()
+    run_stages("teacher", run_dir, teacher, None, batches, experiment.stages)
+    print(json.dumps({"teacher_train_s": round(time.time() - started)}), flush=True)
+    val = open_split(experiment, "val", data)
+    examples = [collate([val.evaluation_example(i, default_input_view(val.num_views(i)))]) for i in range(len(val))]
+    background = torch.tensor(experiment.background)
+    for path in list_checkpoints(run_dir / "checkpoints" / "teacher"):
+        state = load_checkpoint(path)
+        teacher.load_state_dict(state.ema)
+        with torch.no_grad():
+            per_object = [teacher_view_psnr(teacher.eval(), batch, background) for batch in examples]
+        print(json.dumps({"step": state.step, "val_psnr": sum(per_object) / len(per_object)}), flush=True)
+
+
+def teacher_view_psnr(teacher, batch, background: torch.Tensor) -> float:
+    """The teacher's PSNR averaged over one object's novel views (the protocol's per-object score)."""
+    gaussians = teacher(batch.source_images, batch.source_cameras).gaussians
+    rendered = render(gaussians, batch.target_cameras, background=background).rgb[0]
+    return float(psnr(rendered, batch.target_images[0]).mean())
+
+
+def student_run(run_dir: Path, teacher_checkpoint: Path, argv: list[str]) -> None:
+    experiment = study_experiment(argv, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "args.json").write_text(json.dumps(argv))
+    data = APP.data(experiment)
+    batches, _ = APP.training_data(experiment, data)
+    teacher = APP.teacher(experiment, data)
+    teacher.load_state_dict(load_checkpoint(teacher_checkpoint).ema)
+    started = time.time()
+    teacher, student = run_stages(
+        "all", run_dir, teacher, lambda t: build_student(experiment, t), batches, experiment.stages,
+        train_the_teacher=False,
+    )  # fmt: skip
+    record = {"run": str(run_dir), "argv": argv, "train_s": round(time.time() - started)}
+    print(json.dumps(record | scores(experiment, data, teacher.eval(), student.eval())), flush=True)
+
+
+def sweep(run_dir: Path, teacher_checkpoint: Path, starts: list[int], stage: str) -> None:
+    argv = json.loads((run_dir / "args.json").read_text())
+    experiment = study_experiment(argv, run_dir)
+    data = APP.data(experiment)
+    teacher = APP.teacher(experiment, data)
+    teacher.load_state_dict(load_checkpoint(teacher_checkpoint).ema)
+    student = build_student(experiment, teacher)
+    student.load_state_dict(stage_weights(run_dir, stage))
+    for t_start in starts:
+        probe = replace(experiment, run_dir=run_dir / f"sweep-{stage}-{t_start}")
+        probe = replace(probe, eval=replace(probe.eval, t_start=t_start))
+        record = {"run": str(run_dir), "stage": stage, "t_start": t_start}
+        print(json.dumps(record | scores(probe, data, teacher.eval(), student.eval())), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    teacher = commands.add_parser("teacher")
+    teacher.add_argument("run_dir", type=Path)
+    teacher.add_argument("--steps", type=int, default=5000)
+    teacher.add_argument("--lr-decay", choices=["constant", "cosine"], default="constant")
+    student = commands.add_parser("student")
+    student.add_argument("run_dir", type=Path)
+    student.add_argument("teacher_checkpoint", type=Path)
+    probe = commands.add_parser("sweep")
+    probe.add_argument("run_dir", type=Path)
+    probe.add_argument("teacher_checkpoint", type=Path)
+    probe.add_argument("starts", type=lambda text: [int(t) for t in text.split(",")])
+    probe.add_argument("--stage", choices=["bootstrap", "multistep"], default="multistep")
+    arguments, rest = parser.parse_known_args()
+    torch.set_num_threads(1)
+    if arguments.command == "teacher":
+        teacher_curve(arguments.run_dir, arguments.steps, arguments.lr_decay, rest)
+    elif arguments.command == "student":
+        student_run(arguments.run_dir, arguments.teacher_checkpoint, rest)
+    else:
+        sweep(arguments.run_dir, arguments.teacher_checkpoint, arguments.starts, arguments.stage)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""apps/srn/study.py: the teacher curve, a student run from its checkpoint and a t_start sweep, on tiny data."""
+
+import json
+import math
+import pathlib
+import subprocess
+import sys
+
+import pytest
+from test_srn_end_to_end import APP_DIR, _args
+
+
+def _study(*arguments: str) -> list[dict]:
+    done = subprocess.run(
+        [sys.executable, str(APP_DIR / "study.py"), *arguments], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def test_study_scores_teacher_checkpoints_then_a_student_from_one_on_the_validation_split(
+    tmp_path: pathlib.Path,
+) -> None:
+    flags = _args(tmp_path / "unused", tmp_path / "cache")[2:]  # study.py takes the run directory as an argument
+    curve = [row for row in _study("teacher", str(tmp_path / "teacher"), "--steps", "2", *flags) if "step" in row]
+    assert [row["step"] for row in curve] == [0, 2] and all(math.isfinite(row["val_psnr"]) for row in curve)
+    checkpoint = max((tmp_path / "teacher" / "checkpoints" / "teacher").glob("step_*.safetensors"))
+    (student,) = _study("student", str(tmp_path / "student"), str(checkpoint), *flags)
+    assert student["student_wins"].endswith("/1") and math.isfinite(student["student_psnr"])
+    assert student["teacher_psnr"] == pytest.approx(curve[-1]["val_psnr"], abs=1e-4)  # the curve scores as the protocol
+    sweep = _study("sweep", str(tmp_path / "student"), str(checkpoint), "3,5", "--stage", "bootstrap")
+    assert [(row["stage"], row["t_start"]) for row in sweep] == [("bootstrap", 3), ("bootstrap", 5)]
