@@ -21,12 +21,12 @@ from rich.console import Console
 
 from splat_render import Cameras, Gaussians, render
 from splat_render.ply import save_ply
-from splat_train import NonFiniteLossError, distributed, run_stages, sample
+from splat_train import NonFiniteLossError, distributed, run_stages
 from splat_train.perceptual import LPIPSWeightsMissing, load_lpips_vgg
 
 from .cli import parse_experiment
 from .contract import App
-from .evaluation import EvalResult, evaluate, print_tables
+from .evaluation import EvalResult, evaluate, predict, print_tables
 from .experiment import build_student, load_trained_models, prepare_device
 from .progress import ProgressDisplay
 from .run_dir import load_run_config, save_run_config
@@ -270,21 +270,18 @@ def draw_samples(app: App, command: SampleCommand, console: Console) -> None:
     schedule = experiment.diffusion.make_schedule().to(experiment.device)
     background = torch.tensor(experiment.background, device=experiment.device)
     t_start = command.t_start if command.t_start is not None else experiment.eval.t_start
+    predicted = predict(
+        teacher,
+        student,
+        schedule,
+        batch,
+        num_samples=command.num_samples,
+        t_start=t_start,
+        steps=experiment.diffusion.ddim_steps,
+        generator=torch.Generator().manual_seed(command.seed),
+    )
+    predictions = {"teacher": predicted.teacher} | {f"sample_{i + 1}": g for i, g in enumerate(predicted.samples)}
     with torch.no_grad():
-        predictions = {"teacher": teacher(batch.source_images, batch.source_cameras, **batch.teacher_inputs).gaussians}
-        samples = sample(
-            student,
-            teacher,
-            schedule,
-            batch.source_images,
-            batch.source_cameras,
-            num_samples=command.num_samples,
-            t_start=t_start,
-            steps=experiment.diffusion.ddim_steps,
-            generator=torch.Generator().manual_seed(command.seed),
-            **batch.teacher_inputs,
-        )
-        predictions |= {f"sample_{i + 1}": g for i, g in enumerate(samples)}
         strips = []
         for label, gaussians in predictions.items():
             save_ply(gaussians, out / f"{label}.ply")
