@@ -3,6 +3,8 @@
     uv run apps/srn/study.py teacher RUN_DIR --steps 5000 [--lr-decay cosine]   # teacher + its validation curve
     uv run apps/srn/study.py student RUN_DIR TEACHER_CKPT [SRN flags ...]       # stages 1 + 2 from that teacher
     uv run apps/srn/study.py sweep RUN_DIR TEACHER_CKPT 5,10,30 [--stage bootstrap]  # inference t_start values
+    uv run apps/srn/study.py denoise RUN_DIR TEACHER_CKPT 5,10,30,60 [--stage bootstrap]  # one-step x̂₀ per t
+    uv run apps/srn/study.py compare RUN_A RUN_B                                 # paired student A − student B
 
 Every command uses the study's data (400 train, 32 val, 32 test toy cars × 100 spiral views, 32 px), scores on the
 val split only, one torch thread, and prints one JSON line per result (student − teacher: paired per-object
@@ -27,10 +29,12 @@ from splat_apps.cli import parse_experiment
 from splat_apps.commands import run_evaluation
 from splat_apps.experiment import build_student, demo_loop
 from splat_apps.statistics import paired_difference
+from splat_diffusion import q_sample
 from splat_render import render
 from splat_train import run_stages, stage_weights
 from splat_train.checkpoint import list_checkpoints, load_checkpoint
 from splat_train.metrics import psnr
+from splat_train.student import student_gaussians, teacher_targets
 
 
 def study_experiment(argv: list[str], run_dir: Path) -> SRNExperiment:
@@ -117,6 +121,69 @@ def sweep(run_dir: Path, teacher_checkpoint: Path, starts: list[int], stage: str
         print(json.dumps(record | scores(probe, data, teacher.eval(), student.eval())), flush=True)
 
 
+def denoise_probe(run_dir: Path, teacher_checkpoint: Path, timesteps: list[int], stage: str) -> None:
+    """One denoising step from the noised teacher map of each val object, per t: the student's normalized map error
+    ||n̂₀ − n₀||² against the trivial estimates (n_t itself, and 0 = the mean map), and the novel-view PSNR of the
+    Gaussians of n̂₀ against the teacher's own (does the student reproduce its input where the noise is low?)."""
+    argv = json.loads((run_dir / "args.json").read_text())
+    experiment = study_experiment(argv, run_dir)
+    data = APP.data(experiment)
+    teacher = APP.teacher(experiment, data)
+    teacher.load_state_dict(load_checkpoint(teacher_checkpoint).ema)
+    student = build_student(experiment, teacher)
+    student.load_state_dict(stage_weights(run_dir, stage))
+    teacher, student = teacher.eval(), student.eval()
+    schedule = experiment.diffusion.make_schedule()
+    background = torch.tensor(experiment.background)
+    val = open_split(experiment, "val", data)
+    examples = [collate([val.evaluation_example(i, default_input_view(val.num_views(i)))]) for i in range(len(val))]
+    generator = torch.Generator().manual_seed(0)
+    for t in timesteps:
+        totals = {
+            "student_map_l2": 0.0,
+            "noised_map_l2": 0.0,
+            "mean_map_l2": 0.0,
+            "student_psnr": 0.0,
+            "teacher_psnr": 0.0,
+        }
+        with torch.no_grad():
+            for batch in examples:
+                clean = teacher_targets(teacher, student, batch.source_images, batch.source_cameras)
+                noise = torch.randn(clean.shape, generator=generator)
+                noised = q_sample(schedule, clean, t, noise)
+                estimate = student(noised, torch.full((1,), t), batch.source_images)
+                gaussians = student_gaussians(teacher, student, estimate, batch.source_cameras)
+                rendered = render(gaussians, batch.target_cameras, background=background).rgb[0]
+                totals["student_map_l2"] += float((estimate - clean).square().mean())
+                totals["noised_map_l2"] += float((noised - clean).square().mean())
+                totals["mean_map_l2"] += float(clean.square().mean())
+                totals["student_psnr"] += float(psnr(rendered, batch.target_images[0]).mean())
+                totals["teacher_psnr"] += teacher_view_psnr(teacher, batch, background)
+        record = {
+            "run": str(run_dir),
+            "stage": stage,
+            "t": t,
+            "alpha_bar": round(float(schedule.alpha_bar(torch.tensor(t))), 4),
+        }
+        print(json.dumps(record | {k: round(v / len(examples), 4) for k, v in totals.items()}), flush=True)
+
+
+def compare(first: Path, second: Path) -> None:
+    """Student of run `first` − student of run `second`, paired over the validation objects both scored (the
+    `eval/val/scores.json` a `student` command wrote)."""
+    per_item = {}
+    for name, run_dir in (("first", first), ("second", second)):
+        path = run_dir / "eval" / "val" / "scores.json"
+        if not path.is_file():
+            raise SystemExit(f"{path}: no validation scores (run `study.py student {run_dir} ...` first)")
+        per_item[name] = json.loads(path.read_text())["per_item"]["student"]
+    difference = paired_difference(per_item, "first", "second", "novel", "psnr")
+    if difference is None:
+        raise SystemExit(f"{first} and {second} share no scored validation object")
+    wins = f"{difference.wins}/{difference.items}"
+    print(json.dumps({"first": str(first), "second": str(second), "difference": difference.text(3), "wins": wins}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -132,12 +199,24 @@ def main() -> None:
     probe.add_argument("teacher_checkpoint", type=Path)
     probe.add_argument("starts", type=lambda text: [int(t) for t in text.split(",")])
     probe.add_argument("--stage", choices=["bootstrap", "multistep"], default="multistep")
+    probe = commands.add_parser("denoise")
+    probe.add_argument("run_dir", type=Path)
+    probe.add_argument("teacher_checkpoint", type=Path)
+    probe.add_argument("timesteps", type=lambda text: [int(t) for t in text.split(",")])
+    probe.add_argument("--stage", choices=["bootstrap", "multistep"], default="multistep")
+    pair = commands.add_parser("compare")
+    pair.add_argument("first", type=Path)
+    pair.add_argument("second", type=Path)
     arguments, rest = parser.parse_known_args()
     torch.set_num_threads(1)
     if arguments.command == "teacher":
         teacher_curve(arguments.run_dir, arguments.steps, arguments.lr_decay, rest)
     elif arguments.command == "student":
         student_run(arguments.run_dir, arguments.teacher_checkpoint, rest)
+    elif arguments.command == "compare":
+        compare(arguments.first, arguments.second)
+    elif arguments.command == "denoise":
+        denoise_probe(arguments.run_dir, arguments.teacher_checkpoint, arguments.timesteps, arguments.stage)
     else:
         sweep(arguments.run_dir, arguments.teacher_checkpoint, arguments.starts, arguments.stage)
 

@@ -1,4 +1,5 @@
-"""apps/srn/study.py: the teacher curve, a student run from its checkpoint and a t_start sweep, on tiny data."""
+"""apps/srn/study.py on tiny data: the teacher curve, a student run from its checkpoint, a t_start sweep, the one-step
+denoising probe and the paired run-vs-run comparison."""
 
 import json
 import math
@@ -30,3 +31,9 @@ def test_study_scores_teacher_checkpoints_then_a_student_from_one_on_the_validat
     assert student["teacher_psnr"] == pytest.approx(curve[-1]["val_psnr"], abs=1e-4)  # the curve scores as the protocol
     sweep = _study("sweep", str(tmp_path / "student"), str(checkpoint), "3,5", "--stage", "bootstrap")
     assert [(row["stage"], row["t_start"]) for row in sweep] == [("bootstrap", 3), ("bootstrap", 5)]
+    probe = _study("denoise", str(tmp_path / "student"), str(checkpoint), "0,5", "--stage", "bootstrap")
+    assert [row["t"] for row in probe] == [0, 5] and all(math.isfinite(row["student_psnr"]) for row in probe)
+    assert probe[0]["noised_map_l2"] < probe[1]["noised_map_l2"]  # more noise at t = 5 than at t = 0
+    assert probe[0]["teacher_psnr"] == pytest.approx(curve[-1]["val_psnr"], abs=1e-4)
+    (same,) = _study("compare", str(tmp_path / "student"), str(tmp_path / "student"))
+    assert float(same["difference"].split()[0]) == 0 and same["wins"].endswith("/1")  # a run against itself

@@ -103,3 +103,22 @@ def test_v_prediction_is_the_noised_map_plus_a_scaled_network_output() -> None:
         v_hat = x0_student(x, t, image)
         expected = alpha_bar.sqrt() * x - (1 - alpha_bar).sqrt() * v_hat
         torch.testing.assert_close(v_student(x, t, image), expected)
+
+
+def test_skip_prediction_keeps_the_noised_map_where_its_noise_is_below_skip_sigma() -> None:
+    """n̂₀ = c n_t/√ᾱ + (1 − c) F with c = σ_d²/(σ_t² + σ_d²): F is the x0 student's output, c → 1 as t → 0."""
+    teacher = F.tiny_teacher()
+    x0_student = F.tiny_student(teacher).eval()
+    config = StudentConfig(unet=x0_student.config.unet, prediction="skip", skip_sigma=0.2)
+    skip_student = GaussianDenoiser(config, teacher.map_spec).eval()
+    skip_student.load_state_dict(x0_student.state_dict())
+    x = torch.randn(3, 24, 32, 32, generator=torch.Generator().manual_seed(0))
+    image = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    t = torch.tensor([0, 10, 90])
+    alpha_bar = Schedule.linear(100).alphas_cumprod.float()[t][:, None, None, None]
+    skip = 0.04 / ((1 - alpha_bar) / alpha_bar + 0.04)
+    with torch.no_grad():
+        output = x0_student(x, t, image)
+        predicted = skip_student(x, t, image)
+    torch.testing.assert_close(predicted, skip * x / alpha_bar.sqrt() + (1 - skip) * output)
+    assert skip[0].item() > 0.95 and skip[2].item() < 1e-3  # the noised map at t = 0, the network's own output at 90

@@ -112,6 +112,7 @@ def build_student(experiment: Any, teacher: nn.Module) -> GaussianDenoiser:
         unet=unet,
         num_train_steps=diffusion.num_train_steps,
         prediction=diffusion.prediction,
+        skip_sigma=diffusion.skip_sigma,
         schedule=diffusion.schedule,
     )
     return GaussianDenoiser(config, teacher.map_spec).to(experiment.device)

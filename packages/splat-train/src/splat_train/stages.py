@@ -81,7 +81,8 @@ class DiffusionConfig:
     num_train_steps: int = 100  # T
     t_star: int = 20  # image losses only for t >= t*; stage 2 starts above it
     ddim_steps: int = 10  # DDIM steps of the multi-step stage and of sampling
-    prediction: Literal["x0", "v"] = "x0"  # the student's output: n̂₀ itself, or v (n̂₀ with a skip from n_t)
+    prediction: Literal["x0", "v", "skip"] = "x0"  # the student's output: n̂₀, v, or n̂₀ with EDM's skip from n_t
+    skip_sigma: float = 0.1  # σ_d of the "skip" output (splat_train.student)
 
     def make_schedule(self) -> Schedule:
         if self.schedule == "linear":

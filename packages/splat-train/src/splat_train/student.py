@@ -8,7 +8,12 @@
   predicts the clean normalized map n̂₀ (x0 parameterization, the paper's ℓ_3DGS = ||s₀ − D_θ(s_t, t, x_src)||²),
   or v = √ᾱ ε − √(1−ᾱ) n₀ (Salimans & Ho 2022, diffusers' `v_prediction`), from which n̂₀ = √ᾱ n_t − √(1−ᾱ) v̂:
   at low noise the prediction is the noised teacher map plus a learned correction (a skip connection, as EDM's
-  preconditioning has), at high noise the network's own output.
+  preconditioning has), at high noise the network's own output. "v" is EDM's preconditioning for data of spread
+  σ_data = 1, the spread of the *marginal* normalized map; but the map is a function of the image, so what the image
+  leaves open is far smaller. "skip" uses EDM's skip weight for a given conditional spread σ_d (`skip_sigma`):
+  n̂₀ = c n_t/√ᾱ + (1 − c) F, c = σ_d² / (σ_t² + σ_d²), σ_t² = (1 − ᾱ)/ᾱ (Karras et al. 2022, eq. 7), the posterior
+  mean of n₀ when F is the network's estimate of n₀ from the image with error σ_d and n_t/√ᾱ = n₀ + σ_t ε: the noised
+  map is kept only where its noise is below what the image alone cannot tell.
 * Its prediction becomes Gaussians through the teacher's own head (`teacher.gaussians_from_map`), so student and
   teacher share one map → Gaussians function.
 * Inference (`sample`): teacher prediction → normalized → noised to t_start (SDEdit) → DDIM to t = 0 → Gaussians.
@@ -34,8 +39,9 @@ class StudentConfig:
     unet: UNetConfig
     num_train_steps: int = 100  # T of the diffusion schedule (the noise label is t * 1000 / T, EDM's VP scale)
     std_floor: float = 1e-3  # per-channel σ of the normalizer is at least this (channels the teacher never varies)
-    prediction: Literal["x0", "v"] = "x0"  # what the network outputs (module docstring); "v" needs `schedule`
-    schedule: Literal["linear", "cosine"] = "linear"  # the diffusion schedule whose ᾱ_t the "v" output uses
+    prediction: Literal["x0", "v", "skip"] = "x0"  # the network's output (module docstring); "v", "skip" use ᾱ_t
+    schedule: Literal["linear", "cosine"] = "linear"  # the diffusion schedule whose ᾱ_t the "v" and "skip" outputs use
+    skip_sigma: float = 0.1  # σ_d of the "skip" output: the normalized map's spread around its estimate from the image
 
 
 class MapNormalizer(nn.Module):
@@ -93,8 +99,10 @@ class GaussianDenoiser(nn.Module):
         self.map_spec = map_spec
         self.network = GaussianMapNetwork(unet, generator=generator)
         self.normalizer = MapNormalizer(map_spec.channels)
-        if config.prediction not in ("x0", "v"):
-            raise ValueError(f"prediction must be 'x0' or 'v', got {config.prediction!r}")
+        if config.prediction not in ("x0", "v", "skip"):
+            raise ValueError(f"prediction must be 'x0', 'v' or 'skip', got {config.prediction!r}")
+        if config.prediction == "skip" and not config.skip_sigma > 0:
+            raise ValueError(f"skip_sigma must be > 0, got {config.skip_sigma}")
         alpha_bar = getattr(Schedule, config.schedule)(config.num_train_steps).alphas_cumprod.float()
         self.register_buffer("alpha_bar", alpha_bar, persistent=False)  # derived from the config, not saved
 
@@ -128,7 +136,10 @@ class GaussianDenoiser(nn.Module):
         if self.config.prediction == "x0":
             return output
         alpha_bar = self.alpha_bar[t].to(x_t.dtype)[:, None, None, None]
-        return alpha_bar.sqrt() * x_t - (1 - alpha_bar).sqrt() * output
+        if self.config.prediction == "v":
+            return alpha_bar.sqrt() * x_t - (1 - alpha_bar).sqrt() * output
+        skip = self.config.skip_sigma**2 / ((1 - alpha_bar) / alpha_bar + self.config.skip_sigma**2)
+        return skip * x_t / alpha_bar.sqrt() + (1 - skip) * output
 
     def denoiser(self, images: Float[Tensor, "batch 3 image_height image_width"]):
         """The `denoise(x_t, t) -> x0_hat` callable of splat-diffusion for these conditioning images."""
