@@ -4,6 +4,7 @@
     uv run apps/srn/study.py student RUN_DIR TEACHER_CKPT [SRN flags ...]       # stages 1 + 2 from that teacher
     uv run apps/srn/study.py sweep RUN_DIR TEACHER_CKPT 5,10,30 [--stage bootstrap]  # inference t_start values
     uv run apps/srn/study.py denoise RUN_DIR TEACHER_CKPT 5,10,30,60 [--stage bootstrap]  # one-step x̂₀ per t
+    uv run apps/srn/study.py blend RUN_DIR TEACHER_CKPT 0,0.5,1 [--stage bootstrap]  # teacher/student map blends
     uv run apps/srn/study.py compare RUN_A RUN_B                                 # paired student A − student B
 
 Every command uses the study's data (400 train, 32 val, 32 test toy cars × 100 spiral views, 32 px), scores on the
@@ -121,22 +122,47 @@ def sweep(run_dir: Path, teacher_checkpoint: Path, starts: list[int], stage: str
         print(json.dumps(record | scores(probe, data, teacher.eval(), student.eval())), flush=True)
 
 
-def denoise_probe(run_dir: Path, teacher_checkpoint: Path, timesteps: list[int], stage: str) -> None:
-    """One denoising step from the noised teacher map of each val object, per t: the student's normalized map error
-    ||n̂₀ − n₀||² against the trivial estimates (n_t itself, and 0 = the mean map), and the novel-view PSNR of the
-    Gaussians of n̂₀ against the teacher's own (does the student reproduce its input where the noise is low?)."""
-    argv = json.loads((run_dir / "args.json").read_text())
-    experiment = study_experiment(argv, run_dir)
+def probe_setup(run_dir: Path, teacher_checkpoint: Path, stage: str):
+    """A run's experiment, the teacher and the student's `stage` weights (eval mode), and one batch per val object."""
+    experiment = study_experiment(json.loads((run_dir / "args.json").read_text()), run_dir)
     data = APP.data(experiment)
     teacher = APP.teacher(experiment, data)
     teacher.load_state_dict(load_checkpoint(teacher_checkpoint).ema)
     student = build_student(experiment, teacher)
     student.load_state_dict(stage_weights(run_dir, stage))
-    teacher, student = teacher.eval(), student.eval()
-    schedule = experiment.diffusion.make_schedule()
-    background = torch.tensor(experiment.background)
     val = open_split(experiment, "val", data)
     examples = [collate([val.evaluation_example(i, default_input_view(val.num_views(i)))]) for i in range(len(val))]
+    return experiment, teacher.eval(), student.eval(), examples
+
+
+def blend(run_dir: Path, teacher_checkpoint: Path, weights: list[float], stage: str) -> None:
+    """Novel-view PSNR of the map-space blend w · teacher map + (1 − w) · the student's estimate from the image alone
+    (one step from pure noise at t = T − 1), per w: is there an ensemble gain over the teacher?"""
+    experiment, teacher, student, examples = probe_setup(run_dir, teacher_checkpoint, stage)
+    background = torch.tensor(experiment.background)
+    generator = torch.Generator().manual_seed(0)
+    last = torch.full((1,), experiment.diffusion.num_train_steps - 1)
+    totals = dict.fromkeys(weights, 0.0)
+    with torch.no_grad():
+        for batch in examples:
+            clean = teacher_targets(teacher, student, batch.source_images, batch.source_cameras)
+            alone = student(torch.randn(clean.shape, generator=generator), last, batch.source_images)
+            for weight in weights:
+                mixed = weight * clean + (1 - weight) * alone
+                gaussians = student_gaussians(teacher, student, mixed, batch.source_cameras)
+                rendered = render(gaussians, batch.target_cameras, background=background).rgb[0]
+                totals[weight] += float(psnr(rendered, batch.target_images[0]).mean())
+    for weight, total in totals.items():
+        print(json.dumps({"run": str(run_dir), "teacher_weight": weight, "psnr": round(total / len(examples), 4)}))
+
+
+def denoise_probe(run_dir: Path, teacher_checkpoint: Path, timesteps: list[int], stage: str) -> None:
+    """One denoising step from the noised teacher map of each val object, per t: the student's normalized map error
+    ||n̂₀ − n₀||² against the trivial estimates (n_t itself, and 0 = the mean map), and the novel-view PSNR of the
+    Gaussians of n̂₀ against the teacher's own (does the student reproduce its input where the noise is low?)."""
+    experiment, teacher, student, examples = probe_setup(run_dir, teacher_checkpoint, stage)
+    schedule = experiment.diffusion.make_schedule()
+    background = torch.tensor(experiment.background)
     generator = torch.Generator().manual_seed(0)
     for t in timesteps:
         totals = {
@@ -204,6 +230,11 @@ def main() -> None:
     probe.add_argument("teacher_checkpoint", type=Path)
     probe.add_argument("timesteps", type=lambda text: [int(t) for t in text.split(",")])
     probe.add_argument("--stage", choices=["bootstrap", "multistep"], default="multistep")
+    mix = commands.add_parser("blend")
+    mix.add_argument("run_dir", type=Path)
+    mix.add_argument("teacher_checkpoint", type=Path)
+    mix.add_argument("weights", type=lambda text: [float(w) for w in text.split(",")])
+    mix.add_argument("--stage", choices=["bootstrap", "multistep"], default="multistep")
     pair = commands.add_parser("compare")
     pair.add_argument("first", type=Path)
     pair.add_argument("second", type=Path)
@@ -213,6 +244,8 @@ def main() -> None:
         teacher_curve(arguments.run_dir, arguments.steps, arguments.lr_decay, rest)
     elif arguments.command == "student":
         student_run(arguments.run_dir, arguments.teacher_checkpoint, rest)
+    elif arguments.command == "blend":
+        blend(arguments.run_dir, arguments.teacher_checkpoint, arguments.weights, arguments.stage)
     elif arguments.command == "compare":
         compare(arguments.first, arguments.second)
     elif arguments.command == "denoise":

@@ -19,6 +19,7 @@ from splat_train.stages import (
     TeacherStageConfig,
     bootstrap,
     bootstrap_loss,
+    learning_rate_decay,
     multistep,
     multistep_loss,
     train_teacher,
@@ -161,6 +162,18 @@ def test_cosine_lr_decay_anneals_each_step_from_the_stage_learning_rate_to_zero(
     logged = _losses(tmp_path, "teacher", "lr")  # logged after step s + 1 with the rate that step s used
     expected = [1e-3 * 0.5 * (1 + math.cos(math.pi * step / 6)) for step in range(6)]
     assert logged == pytest.approx(expected, rel=1e-9)
+
+
+def test_warmup_ramps_the_learning_rate_linearly_then_hands_over_to_the_decay() -> None:
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    before_step = learning_rate_decay(optimizer, "cosine", 10, warmup_steps=4)
+    rates = []
+    for step in range(10):
+        before_step(step)
+        rates.append(optimizer.param_groups[0]["lr"])
+    cosine = [1e-3 * 0.5 * (1 + math.cos(math.pi * step / 10)) for step in range(10)]
+    expected = [rate * min(1.0, (step + 1) / 4) for step, rate in enumerate(cosine)]
+    assert rates == pytest.approx(expected, rel=1e-12) and rates[0] == pytest.approx(cosine[0] / 4)
 
 
 def test_multistep_starts_are_drawn_between_t_star_and_t_start_max() -> None:

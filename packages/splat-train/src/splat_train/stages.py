@@ -50,16 +50,23 @@ Background = tuple[float, float, float]  # RGB in [0, 1] behind every render of 
 LRDecay = Literal["constant", "cosine"]  # the learning rate over a stage: constant, or cosine from it to 0 at max_steps
 
 
-def learning_rate_decay(optimizer: torch.optim.Optimizer, kind: LRDecay, max_steps: int) -> Callable[[int], None]:
+def learning_rate_decay(
+    optimizer: torch.optim.Optimizer, kind: LRDecay, max_steps: int, warmup_steps: int = 0
+) -> Callable[[int], None]:
     """`before_step(step)` setting every group's learning rate for `step`: its initial one (constant) or that times
-    ½(1 + cos(π step / max_steps)) (SGDR's cosine annealing without restarts). A function of the step alone, so a
-    resumed stage continues on the same curve."""
+    ½(1 + cos(π step / max_steps)) (SGDR's cosine annealing without restarts), times min(1, (step + 1)/warmup_steps)
+    during a linear warm-up (Goyal et al. 2017). A function of the step alone, so a resumed stage continues on the
+    same curve."""
     if kind not in ("constant", "cosine"):
         raise ValueError(f"lr_decay must be 'constant' or 'cosine', got {kind!r}")
+    if warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
     initial = [group["lr"] for group in optimizer.param_groups]
 
     def before_step(step: int) -> None:
         factor = 1.0 if kind == "constant" else 0.5 * (1 + math.cos(math.pi * min(step / max_steps, 1.0)))
+        if warmup_steps:
+            factor *= min(1.0, (step + 1) / warmup_steps)
         for group, lr in zip(optimizer.param_groups, initial, strict=True):
             group["lr"] = lr * factor
 
@@ -100,6 +107,7 @@ class TeacherStageConfig:
     lpips_weight: float = 0.01  # weight of LPIPS once enabled: loss = (1 − w) L2 + w LPIPS
     lpips_start_step: int | None = None  # enable LPIPS from this step on (None: never; needs the VGG16 weights)
     lr_decay: LRDecay = "constant"
+    warmup_steps: int = 0  # linear learning-rate warm-up over the stage's first steps (0: none)
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,7 @@ class BootstrapConfig:
     image_weight: float = 1.0  # L_image, for samples with t >= t*
     cycle_weight: float = 1.0  # L_cyc, for samples with t >= t* (0 disables)
     lr_decay: LRDecay = "constant"
+    warmup_steps: int = 0  # linear learning-rate warm-up over the stage's first steps (0: none)
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,7 @@ class MultistepConfig:
     cycle_weight: float = 1.0
     checkpoint_steps: bool = True  # activation checkpointing per DDIM step (same values and gradients, less memory)
     lr_decay: LRDecay = "constant"
+    warmup_steps: int = 0  # linear learning-rate warm-up over the stage's first steps (0: none)
     t_start_max: int | None = None  # training starts t_start ~ U{t* + 1, ..., t_start_max} (None: T − 1)
 
 
@@ -170,7 +180,7 @@ def train_teacher(
         raise ValueError("lpips_start_step is set but no lpips_model was given (see splat_train.load_lpips_vgg)")
     optimizer = torch.optim.Adam(teacher.parameters(), lr=config.learning_rate, eps=config.adam_eps)
     step_counter = {"step": 0}
-    decay = learning_rate_decay(optimizer, config.lr_decay, config.loop.max_steps)
+    decay = learning_rate_decay(optimizer, config.lr_decay, config.loop.max_steps, config.warmup_steps)
 
     def before_step(step: int) -> None:
         step_counter["step"] = step
@@ -273,7 +283,7 @@ def bootstrap(
         config=config.loop,
         run_dir=run_dir,
         stage_config={"stage": config, "diffusion": diffusion, "background": background},
-        before_step=learning_rate_decay(optimizer, config.lr_decay, config.loop.max_steps),
+        before_step=learning_rate_decay(optimizer, config.lr_decay, config.loop.max_steps, config.warmup_steps),
         progress=progress,
     )
 
@@ -354,6 +364,6 @@ def multistep(
         config=config.loop,
         run_dir=run_dir,
         stage_config={"stage": config, "diffusion": diffusion, "background": background},
-        before_step=learning_rate_decay(optimizer, config.lr_decay, config.loop.max_steps),
+        before_step=learning_rate_decay(optimizer, config.lr_decay, config.loop.max_steps, config.warmup_steps),
         progress=progress,
     )
