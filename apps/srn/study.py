@@ -5,11 +5,12 @@
     uv run apps/srn/study.py sweep RUN_DIR TEACHER_CKPT 5,10,30 [--stage bootstrap]  # inference t_start values
     uv run apps/srn/study.py denoise RUN_DIR TEACHER_CKPT 5,10,30,60 [--stage bootstrap]  # one-step x̂₀ per t
     uv run apps/srn/study.py blend RUN_DIR TEACHER_CKPT 0,0.5,1 [--stage bootstrap]  # teacher/student map blends
+    uv run apps/srn/study.py fit RUN_DIR TEACHER_CKPT [--split train] [--stage multistep]  # per-checkpoint fit
     uv run apps/srn/study.py compare RUN_A RUN_B                                 # paired student A − student B
 
 Every command uses the study's data (400 train, 32 val, 32 test toy cars × 100 spiral views, 32 px), scores on the
-val split only, one torch thread, and prints one JSON line per result (student − teacher: paired per-object
-differences with a 95 % bootstrap interval, `splat_apps.statistics`).
+val split (`fit` also on the train split) and never on test, runs on one torch thread, and prints one JSON line per
+result (student − teacher: paired per-object differences with a 95 % bootstrap interval, `splat_apps.statistics`).
 """
 
 import argparse
@@ -35,7 +36,7 @@ from splat_render import render
 from splat_train import run_stages, stage_weights
 from splat_train.checkpoint import list_checkpoints, load_checkpoint
 from splat_train.metrics import psnr
-from splat_train.student import student_gaussians, teacher_targets
+from splat_train.student import sample, student_gaussians, teacher_targets
 
 
 def study_experiment(argv: list[str], run_dir: Path) -> SRNExperiment:
@@ -122,17 +123,52 @@ def sweep(run_dir: Path, teacher_checkpoint: Path, starts: list[int], stage: str
         print(json.dumps(record | scores(probe, data, teacher.eval(), student.eval())), flush=True)
 
 
-def probe_setup(run_dir: Path, teacher_checkpoint: Path, stage: str):
-    """A run's experiment, the teacher and the student's `stage` weights (eval mode), and one batch per val object."""
+def probe_setup(run_dir: Path, teacher_checkpoint: Path, stage: str, split: str = "val", objects: int | None = None):
+    """A run's experiment, the teacher and the student's `stage` weights (eval mode), and one protocol batch per
+    object of `split` (the first `objects` of them; default all)."""
     experiment = study_experiment(json.loads((run_dir / "args.json").read_text()), run_dir)
     data = APP.data(experiment)
     teacher = APP.teacher(experiment, data)
     teacher.load_state_dict(load_checkpoint(teacher_checkpoint).ema)
     student = build_student(experiment, teacher)
     student.load_state_dict(stage_weights(run_dir, stage))
-    val = open_split(experiment, "val", data)
-    examples = [collate([val.evaluation_example(i, default_input_view(val.num_views(i)))]) for i in range(len(val))]
+    dataset = open_split(experiment, split, data)
+    count = len(dataset) if objects is None else min(objects, len(dataset))
+    views = [default_input_view(dataset.num_views(i)) for i in range(count)]
+    examples = [collate([dataset.evaluation_example(i, view)]) for i, view in enumerate(views)]
     return experiment, teacher.eval(), student.eval(), examples
+
+
+def fit_curve(run_dir: Path, teacher_checkpoint: Path, stage: str, split: str, objects: int) -> None:
+    """Student − teacher at every kept checkpoint of `stage`, on the first `objects` objects of `split` (one sample
+    per object, the run's inference t_start and DDIM steps): run on `train` and on `val`, it tells a student that
+    fits its training objects without generalising from one that does not learn them either."""
+    experiment, teacher, student, examples = probe_setup(run_dir, teacher_checkpoint, stage, split, objects)
+    schedule = experiment.diffusion.make_schedule()
+    background = torch.tensor(experiment.background)
+    with torch.no_grad():
+        teacher_scores = [teacher_view_psnr(teacher, batch, background) for batch in examples]
+    for path in list_checkpoints(run_dir / "checkpoints" / stage):
+        state = load_checkpoint(path)
+        student.load_state_dict(state.ema)
+        generator = torch.Generator().manual_seed(0)
+        student_scores = []
+        for batch in examples:
+            gaussians = sample(
+                student, teacher, schedule, batch.source_images, batch.source_cameras,
+                t_start=experiment.eval.t_start, steps=experiment.diffusion.ddim_steps, generator=generator,
+            )[0]  # fmt: skip
+            rendered = render(gaussians, batch.target_cameras, background=background).rgb[0]
+            student_scores.append(float(psnr(rendered, batch.target_images[0]).mean()))
+        per_item = {
+            name: {str(i): {"novel": {"psnr": score}} for i, score in enumerate(values)}
+            for name, values in (("student", student_scores), ("teacher", teacher_scores))
+        }
+        difference = paired_difference(per_item, "student", "teacher", "novel", "psnr")
+        record = {"run": str(run_dir), "stage": stage, "step": state.step, "split": split, "objects": len(examples)}
+        record |= {"student_psnr": round(sum(student_scores) / len(examples), 4)}
+        record |= {"teacher_psnr": round(sum(teacher_scores) / len(examples), 4)}
+        print(json.dumps(record | {"student_minus_teacher": difference.text(3)}), flush=True)
 
 
 def blend(run_dir: Path, teacher_checkpoint: Path, weights: list[float], stage: str) -> None:
@@ -235,6 +271,12 @@ def main() -> None:
     mix.add_argument("teacher_checkpoint", type=Path)
     mix.add_argument("weights", type=lambda text: [float(w) for w in text.split(",")])
     mix.add_argument("--stage", choices=["bootstrap", "multistep"], default="multistep")
+    curve = commands.add_parser("fit")
+    curve.add_argument("run_dir", type=Path)
+    curve.add_argument("teacher_checkpoint", type=Path)
+    curve.add_argument("--stage", choices=["bootstrap", "multistep"], default="multistep")
+    curve.add_argument("--split", choices=["train", "val"], default="train")
+    curve.add_argument("--objects", type=int, default=32)
     pair = commands.add_parser("compare")
     pair.add_argument("first", type=Path)
     pair.add_argument("second", type=Path)
@@ -248,6 +290,8 @@ def main() -> None:
         blend(arguments.run_dir, arguments.teacher_checkpoint, arguments.weights, arguments.stage)
     elif arguments.command == "compare":
         compare(arguments.first, arguments.second)
+    elif arguments.command == "fit":
+        fit_curve(arguments.run_dir, arguments.teacher_checkpoint, arguments.stage, arguments.split, arguments.objects)
     elif arguments.command == "denoise":
         denoise_probe(arguments.run_dir, arguments.teacher_checkpoint, arguments.timesteps, arguments.stage)
     else:

@@ -1,5 +1,5 @@
 """apps/srn/study.py on tiny data: the teacher curve, a student run from its checkpoint, a t_start sweep, the one-step
-denoising probe and the paired run-vs-run comparison."""
+denoising probe, the per-checkpoint fit on train and val objects and the paired run-vs-run comparison."""
 
 import json
 import math
@@ -40,3 +40,8 @@ def test_study_scores_teacher_checkpoints_then_a_student_from_one_on_the_validat
     mixes = _study("blend", str(tmp_path / "student"), str(checkpoint), "0,1", "--stage", "bootstrap")
     assert [row["teacher_weight"] for row in mixes] == [0.0, 1.0]
     assert mixes[1]["psnr"] == pytest.approx(curve[-1]["val_psnr"], abs=1e-3)  # all teacher: the teacher's score
+    fits = _study("fit", str(tmp_path / "student"), str(checkpoint), "--split", "val", "--objects", "1")
+    assert fits and all(row["split"] == "val" and row["objects"] == 1 for row in fits)
+    assert fits[0]["teacher_psnr"] == pytest.approx(curve[-1]["val_psnr"], abs=1e-4)
+    train_fits = _study("fit", str(tmp_path / "student"), str(checkpoint), "--split", "train", "--objects", "2")
+    assert train_fits[0]["objects"] == 2 and math.isfinite(train_fits[0]["student_psnr"])
