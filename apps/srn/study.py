@@ -6,6 +6,7 @@
     uv run apps/srn/study.py denoise RUN_DIR TEACHER_CKPT 5,10,30,60 [--stage bootstrap]  # one-step x̂₀ per t
     uv run apps/srn/study.py blend RUN_DIR TEACHER_CKPT 0,0.5,1 [--stage bootstrap]  # teacher/student map blends
     uv run apps/srn/study.py fit RUN_DIR TEACHER_CKPT [--split train] [--stage multistep]  # per-checkpoint fit
+    uv run apps/srn/study.py grads RUN_DIR TEACHER_CKPT [--stage bootstrap] [--batches 16]  # per-term gradients
     uv run apps/srn/study.py compare RUN_A RUN_B                                 # paired student A − student B
 
 Every command uses the study's data (400 train, 32 val, 32 test toy cars × 100 spiral views, 32 px), scores on the
@@ -36,6 +37,8 @@ from splat_render import render
 from splat_train import run_stages, stage_weights
 from splat_train.checkpoint import list_checkpoints, load_checkpoint
 from splat_train.metrics import psnr
+from splat_train.sharding import ShardedSampler
+from splat_train.stages import bootstrap_loss, multistep_loss, rendering_loss
 from splat_train.student import sample, student_gaussians, teacher_targets
 
 
@@ -230,6 +233,73 @@ def denoise_probe(run_dir: Path, teacher_checkpoint: Path, timesteps: list[int],
         print(json.dumps(record | {k: round(v / len(examples), 4) for k, v in totals.items()}), flush=True)
 
 
+def gradient_probe(run_dir: Path, teacher_checkpoint: Path, stage: str, count: int) -> None:
+    """The gradient of each term of a stage's loss w.r.t. the trained network's weights, over `count` fixed training
+    batches (the loop's first batches at seed 0): its mean norm, its coherence ||mean g|| / mean ||g|| (1: every
+    batch pushes the same way; about 1/√count: noise) and its cosine with the other terms' mean gradients. `stage`
+    is the loss (teacher: L2 of the renders w.r.t. the teacher; bootstrap: map / image / cycle, unweighted except
+    for the t ≥ t* mask; multistep: the λ_t-weighted image loss, the final step's alone, cycle) at the run's
+    weights of that stage (the teacher's checkpoint for `teacher`)."""
+    experiment = study_experiment(json.loads((run_dir / "args.json").read_text()), run_dir)
+    data = APP.data(experiment)
+    batches, _ = APP.training_data(experiment, data)
+    teacher = APP.teacher(experiment, data)
+    teacher.load_state_dict(load_checkpoint(teacher_checkpoint).ema)
+    student = build_student(experiment, teacher)
+    student.load_state_dict(stage_weights(run_dir, "bootstrap" if stage == "teacher" else stage))
+    teacher.eval().requires_grad_(stage == "teacher"), student.eval()
+    schedule = experiment.diffusion.make_schedule()
+    options = {"diffusion": experiment.diffusion, "background": experiment.background}
+    if stage == "teacher":
+        trained = teacher
+        colour = torch.tensor(experiment.background)
+        terms = {"render": lambda b: rendering_loss(teacher(b.source_images, b.source_cameras).gaussians, b, colour)}
+    elif stage == "bootstrap":
+        trained, config, t_star = student, experiment.bootstrap, experiment.diffusion.t_star
+        only = {"map": (1, 0, 0), "image": (0, 1, 0), "cycle": (0, 0, 1)}
+        terms = {
+            name: lambda b, w=weights: bootstrap_loss(
+                student, teacher, schedule, b, replace(config, map_weight=w[0], image_weight=w[1], cycle_weight=w[2]),
+                t_star=t_star, background=experiment.background,
+            ).loss
+            for name, weights in only.items()
+        }  # fmt: skip
+    else:
+        trained, config = student, experiment.multistep
+        variants = {
+            "image": replace(config, cycle_weight=0),
+            "final_image": replace(config, cycle_weight=0, render_steps="final"),
+            "total": config,
+        }
+        terms = {
+            name: lambda b, c=variant: multistep_loss(student, teacher, schedule, b, c, **options).loss
+            for name, variant in variants.items()
+        }
+    parameters = list(trained.parameters())
+    sampler = ShardedSampler(batches.num_items, batches.batch_size, seed=0)
+    gradients = {name: [] for name in terms}
+    for step in range(count):
+        plan = sampler.batch(step)
+        batch = batches.make_batch(list(plan.items), list(plan.seeds)).with_seeds(plan.seeds)
+        for name, loss_of in terms.items():
+            trained.zero_grad(set_to_none=True)
+            loss_of(batch).mean().backward()
+            gradients[name].append(torch.cat([p.grad.flatten() for p in parameters if p.grad is not None]))
+    if "total" in gradients:  # the cycle term's gradient, by linearity
+        gradients["cycle"] = [t - i for t, i in zip(gradients.pop("total"), gradients["image"], strict=True)]
+    means = {name: torch.stack(values).mean(0) for name, values in gradients.items()}
+    for name, values in gradients.items():
+        norm = sum(float(g.norm()) for g in values) / count
+        record = {"run": str(run_dir), "stage": stage, "term": name, "batches": count, "grad_norm": f"{norm:.4g}"}
+        record["coherence"] = round(float(means[name].norm()) / max(norm, 1e-30), 4)
+        record |= {
+            f"cos_{other}": round(float(torch.nn.functional.cosine_similarity(means[name], mean, dim=0)), 4)
+            for other, mean in means.items()
+            if other != name
+        }
+        print(json.dumps(record), flush=True)
+
+
 def compare(first: Path, second: Path) -> None:
     """Student of run `first` − student of run `second`, paired over the validation objects both scored (the
     `eval/val/scores.json` a `student` command wrote)."""
@@ -277,6 +347,11 @@ def main() -> None:
     curve.add_argument("--stage", choices=["bootstrap", "multistep"], default="multistep")
     curve.add_argument("--split", choices=["train", "val"], default="train")
     curve.add_argument("--objects", type=int, default=32)
+    grads = commands.add_parser("grads")
+    grads.add_argument("run_dir", type=Path)
+    grads.add_argument("teacher_checkpoint", type=Path)
+    grads.add_argument("--stage", choices=["teacher", "bootstrap", "multistep"], default="multistep")
+    grads.add_argument("--batches", type=int, default=16)
     pair = commands.add_parser("compare")
     pair.add_argument("first", type=Path)
     pair.add_argument("second", type=Path)
@@ -292,6 +367,8 @@ def main() -> None:
         compare(arguments.first, arguments.second)
     elif arguments.command == "fit":
         fit_curve(arguments.run_dir, arguments.teacher_checkpoint, arguments.stage, arguments.split, arguments.objects)
+    elif arguments.command == "grads":
+        gradient_probe(arguments.run_dir, arguments.teacher_checkpoint, arguments.stage, arguments.batches)
     elif arguments.command == "denoise":
         denoise_probe(arguments.run_dir, arguments.teacher_checkpoint, arguments.timesteps, arguments.stage)
     else:

@@ -1,5 +1,6 @@
 """apps/srn/study.py on tiny data: the teacher curve, a student run from its checkpoint, a t_start sweep, the one-step
-denoising probe, the per-checkpoint fit on train and val objects and the paired run-vs-run comparison."""
+denoising probe, the per-checkpoint fit on train and val objects, the per-term gradients and the paired run-vs-run
+comparison."""
 
 import json
 import math
@@ -45,3 +46,9 @@ def test_study_scores_teacher_checkpoints_then_a_student_from_one_on_the_validat
     assert fits[0]["teacher_psnr"] == pytest.approx(curve[-1]["val_psnr"], abs=1e-4)
     train_fits = _study("fit", str(tmp_path / "student"), str(checkpoint), "--split", "train", "--objects", "2")
     assert train_fits[0]["objects"] == 2 and math.isfinite(train_fits[0]["student_psnr"])
+    for stage, names in (("teacher", {"render"}), ("bootstrap", {"map", "image", "cycle"})):
+        rows = _study("grads", str(tmp_path / "student"), str(checkpoint), "--stage", stage, "--batches", "2")
+        assert {row["term"] for row in rows} == names
+        assert all(float(row["grad_norm"]) > 0 and 0 < row["coherence"] <= 1 + 1e-6 for row in rows)
+    rows = _study("grads", str(tmp_path / "student"), str(checkpoint), "--batches", "2")
+    assert {row["term"] for row in rows} == {"image", "final_image", "cycle"}
