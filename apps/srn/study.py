@@ -284,7 +284,9 @@ def gradient_probe(run_dir: Path, teacher_checkpoint: Path, stage: str, count: i
         for name, loss_of in terms.items():
             trained.zero_grad(set_to_none=True)
             loss_of(batch).mean().backward()
-            gradients[name].append(torch.cat([p.grad.flatten() for p in parameters if p.grad is not None]))
+            gradients[name].append(
+                torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).flatten() for p in parameters])
+            )
     if "total" in gradients:  # the cycle term's gradient, by linearity
         gradients["cycle"] = [t - i for t, i in zip(gradients.pop("total"), gradients["image"], strict=True)]
     means = {name: torch.stack(values).mean(0) for name, values in gradients.items()}
