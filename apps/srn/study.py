@@ -111,14 +111,21 @@ def student_run(run_dir: Path, teacher_checkpoint: Path, argv: list[str]) -> Non
     print(json.dumps(record | scores(experiment, data, teacher.eval(), student.eval())), flush=True)
 
 
-def sweep(run_dir: Path, teacher_checkpoint: Path, starts: list[int], stage: str) -> None:
-    argv = json.loads((run_dir / "args.json").read_text())
-    experiment = study_experiment(argv, run_dir)
+def load_run(run_dir: Path, teacher_checkpoint: Path, stage: str | None):
+    """A study run's experiment (from its `args.json`), data root, the teacher and the student with its `stage`
+    weights (None: as built, untrained)."""
+    experiment = study_experiment(json.loads((run_dir / "args.json").read_text()), run_dir)
     data = APP.data(experiment)
     teacher = APP.teacher(experiment, data)
     teacher.load_state_dict(load_checkpoint(teacher_checkpoint).ema)
     student = build_student(experiment, teacher)
-    student.load_state_dict(stage_weights(run_dir, stage))
+    if stage is not None:
+        student.load_state_dict(stage_weights(run_dir, stage))
+    return experiment, data, teacher, student
+
+
+def sweep(run_dir: Path, teacher_checkpoint: Path, starts: list[int], stage: str) -> None:
+    experiment, data, teacher, student = load_run(run_dir, teacher_checkpoint, stage)
     for t_start in starts:
         probe = replace(experiment, run_dir=run_dir / f"sweep-{stage}-{t_start}")
         probe = replace(probe, eval=replace(probe.eval, t_start=t_start))
@@ -129,12 +136,7 @@ def sweep(run_dir: Path, teacher_checkpoint: Path, starts: list[int], stage: str
 def probe_setup(run_dir: Path, teacher_checkpoint: Path, stage: str, split: str = "val", objects: int | None = None):
     """A run's experiment, the teacher and the student's `stage` weights (eval mode), and one protocol batch per
     object of `split` (the first `objects` of them; default all)."""
-    experiment = study_experiment(json.loads((run_dir / "args.json").read_text()), run_dir)
-    data = APP.data(experiment)
-    teacher = APP.teacher(experiment, data)
-    teacher.load_state_dict(load_checkpoint(teacher_checkpoint).ema)
-    student = build_student(experiment, teacher)
-    student.load_state_dict(stage_weights(run_dir, stage))
+    experiment, data, teacher, student = load_run(run_dir, teacher_checkpoint, stage)
     dataset = open_split(experiment, split, data)
     count = len(dataset) if objects is None else min(objects, len(dataset))
     views = [default_input_view(dataset.num_views(i)) for i in range(count)]
@@ -240,13 +242,8 @@ def gradient_probe(run_dir: Path, teacher_checkpoint: Path, stage: str, count: i
     is the loss (teacher: L2 of the renders w.r.t. the teacher; bootstrap: map / image / cycle, unweighted except
     for the t ≥ t* mask; multistep: the λ_t-weighted image loss, the final step's alone, cycle) at the run's
     weights of that stage (the teacher's checkpoint for `teacher`)."""
-    experiment = study_experiment(json.loads((run_dir / "args.json").read_text()), run_dir)
-    data = APP.data(experiment)
+    experiment, data, teacher, student = load_run(run_dir, teacher_checkpoint, None if stage == "teacher" else stage)
     batches, _ = APP.training_data(experiment, data)
-    teacher = APP.teacher(experiment, data)
-    teacher.load_state_dict(load_checkpoint(teacher_checkpoint).ema)
-    student = build_student(experiment, teacher)
-    student.load_state_dict(stage_weights(run_dir, "bootstrap" if stage == "teacher" else stage))
     teacher.eval().requires_grad_(stage == "teacher"), student.eval()
     schedule = experiment.diffusion.make_schedule()
     options = {"diffusion": experiment.diffusion, "background": experiment.background}
