@@ -6,57 +6,10 @@ import pathlib
 import pytest
 import torch
 from torch import nn
+from toy_loop import run as _run
 
 from splat_train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, load_module_state
-from splat_train.loop import LoopConfig, LossOutput, NonFiniteLossError, run_loop
-
-
-def _model() -> nn.Module:
-    torch.manual_seed(123)
-    return nn.Sequential(nn.Linear(4, 16), nn.SiLU(), nn.Dropout(0.2), nn.Linear(16, 1))
-
-
-TRUE_WEIGHTS = torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
-
-
-class _Points:
-    """A `BatchSource` of noisy linear-regression points: item k of a batch is drawn from its seed."""
-
-    num_items, batch_size = 1000, 32
-
-    def make_batch(self, items, seeds) -> tuple[torch.Tensor, torch.Tensor]:
-        generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-        x = torch.stack([torch.randn(4, generator=g) for g in generators])
-        noise = torch.stack([torch.randn(1, generator=g) for g in generators])
-        return x, x @ TRUE_WEIGHTS + 0.01 * noise
-
-
-def _run(run_dir: pathlib.Path, max_steps: int, nan_at: int | None = None, **overrides):
-    model = _model()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    calls = {"n": 0}
-
-    def compute_loss(batch) -> LossOutput:
-        calls["n"] += 1
-        x, y = batch
-        loss = (model(x) - y).square().mean()
-        if nan_at is not None and calls["n"] == nan_at:
-            loss = loss * torch.nan
-        return LossOutput(loss, {"mse": float(loss.detach())})
-
-    config = LoopConfig(
-        max_steps=max_steps, checkpoint_every=7, ema_start=5, ema_every=2, log_every=3, progress=False, **overrides
-    )
-    result = run_loop(
-        stage="toy",
-        model=model,
-        optimizer=optimizer,
-        batches=_Points(),
-        compute_loss=compute_loss,
-        config=config,
-        run_dir=run_dir,
-    )
-    return model, optimizer, result
+from splat_train.loop import NonFiniteLossError
 
 
 def test_loop_decreases_the_loss(tmp_path: pathlib.Path) -> None:
@@ -92,7 +45,7 @@ def test_resume_after_a_crash_drops_log_lines_past_the_checkpoint(tmp_path: path
 
 
 def test_non_finite_loss_stops_with_the_step_and_an_intact_checkpoint(tmp_path: pathlib.Path) -> None:
-    with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 12; stopped.*step_00000011") as error:
+    with pytest.raises(NonFiniteLossError, match=r"toy: loss is nan at step 12 .*stopped.*step_00000011") as error:
         _run(tmp_path, 30, nan_at=12)
     path = latest_checkpoint(tmp_path / "checkpoints" / "toy")
     assert str(path) in str(error.value)

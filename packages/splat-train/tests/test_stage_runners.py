@@ -142,7 +142,8 @@ def test_a_nan_in_the_data_stops_the_stage_with_the_step_and_checkpoint(tmp_path
     broken = dataclasses.replace(BATCH, target_images=BATCH.target_images * torch.nan)
     source = F.FixedBatches(BATCH, replacements={2: broken})
     config = TeacherStageConfig(loop=_loop(5), learning_rate=1e-3)
-    with pytest.raises(NonFiniteLossError, match=r"teacher: loss is nan at step 3; stopped.*step_00000002"):
+    expected = r"teacher: loss is nan at step 3 .*step_00000002.*NaN/Inf in target_images \(batch positions \[0, 1\]\)"
+    with pytest.raises(NonFiniteLossError, match=expected):
         train_teacher(teacher, source, config, tmp_path, background=WHITE)
 
 

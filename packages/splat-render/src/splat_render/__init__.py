@@ -1,7 +1,7 @@
 """splat-render: typed 3D Gaussians and cameras, and a differentiable Gaussian-splat renderer."""
 
 from .projection import Projection, project_gaussians
-from .render import RenderConfig, gsplat_available, render
+from .render import NonFiniteInputError, RenderConfig, gsplat_available, render
 from .sh import eval_sh, rgb_to_sh_dc, sh_dc_to_rgb
 from .types import (
     Cameras,
@@ -17,6 +17,7 @@ from .types import (
 __all__ = [
     "Cameras",
     "Gaussians",
+    "NonFiniteInputError",
     "Projection",
     "RenderConfig",
     "RenderOutput",

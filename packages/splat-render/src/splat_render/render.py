@@ -67,6 +67,10 @@ def _background_tensor(background: Tensor | float, gaussians: Gaussians, cameras
         ) from None
 
 
+class NonFiniteInputError(ValueError):
+    """A Gaussian or camera tensor given to `render` holds NaN or Inf (e.g. the output of a diverged network)."""
+
+
 def validate_inputs(gaussians: Gaussians, cameras: Cameras, background: Tensor, check_finite: bool) -> None:
     if not isinstance(gaussians, Gaussians):
         raise ValueError(f"gaussians must be a splat_render.Gaussians, got {type(gaussians).__name__}")
@@ -82,7 +86,7 @@ def validate_inputs(gaussians: Gaussians, cameras: Cameras, background: Tensor, 
         named = {**gaussians.tensors(), "world_to_cam": cameras.world_to_cam, "K": cameras.K, "background": background}
         for name, value in named.items():
             if not torch.isfinite(value).all():
-                raise ValueError(f"{name} contains non-finite values (NaN or Inf)")
+                raise NonFiniteInputError(f"{name} contains non-finite values (NaN or Inf)")
 
 
 def render(

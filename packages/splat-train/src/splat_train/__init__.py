@@ -4,7 +4,7 @@ the stage runners (teacher, stage 1 bootstrap, stage 2 multi-step fine-tuning)."
 from . import distributed
 from .batch import BatchSource, SeededExamples, ViewBatch
 from .cycle import cycle_consistency_loss
-from .loop import LoopConfig, LoopProgress, LoopResult, LossOutput, NonFiniteLossError, run_loop
+from .loop import LoopConfig, LoopProgress, LoopResult, LossOutput, NonFiniteLossError, TrainingStopped, run_loop
 from .losses import gaussian_map_loss, l1, l2, lpips_loss, ssim_loss
 from .metrics import ScoreAccumulator, image_metrics, psnr
 from .perceptual import LPIPSWeightsMissing, load_lpips_vgg
@@ -41,6 +41,7 @@ __all__ = [
     "StageConfigs",
     "StudentConfig",
     "TeacherStageConfig",
+    "TrainingStopped",
     "ViewBatch",
     "bootstrap",
     "cycle_consistency_loss",

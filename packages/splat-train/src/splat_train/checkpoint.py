@@ -1,14 +1,18 @@
 """Training checkpoints: one safetensors file per save holding everything needed to continue bit-for-bit —
 model, EMA, optimizer state, RNG states — with the config, step and optimizer hyper-parameters as JSON metadata.
 
-Files are written atomically (a temporary file in the same directory, fsync, then `os.replace`), so a crash while
-saving leaves the previous checkpoint intact. Names are `step_{step:08d}.safetensors`; the newest is the one to
-resume from.
+Files are written atomically (a temporary file unique to the writing process in the same directory, fsync, then
+`os.replace`), so a crash or a full disk while saving leaves the previous checkpoint intact. Each file carries a
+SHA-256 checksum of its tensors and metadata, verified on load: a flipped bit is a one-line error naming the file,
+and `latest_good_checkpoint` falls back to the previous checkpoint (renaming the bad one `*.corrupt`). Names are
+`step_{step:08d}.safetensors`; the newest good one is the one to resume from.
 """
 
+import hashlib
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +59,16 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> di
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def checksum(tensors: dict[str, Tensor], metadata: dict[str, str]) -> str:
+    """SHA-256 over the metadata (but its own `checksum` entry) and every tensor's name, dtype, shape and bytes."""
+    digest = hashlib.sha256(json.dumps({k: v for k, v in metadata.items() if k != "checksum"}, sort_keys=True).encode())
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().contiguous().cpu()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
 def checkpoint_path(directory: Path, step: int) -> Path:
     return Path(directory) / f"step_{step:08d}.safetensors"
 
@@ -76,12 +90,19 @@ def save_checkpoint(directory: str | os.PathLike, state: TrainingState, keep: in
         "optimizer": json.dumps(optimizer_meta),
         "format": "lesson-splats training checkpoint v1",
     }
+    metadata["checksum"] = checksum(tensors, metadata)
     path = checkpoint_path(directory, state.step)
-    temporary = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(temporary), metadata=metadata)
-    with open(temporary, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        save_file(tensors, str(temporary), metadata=metadata)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as error:  # a full disk, a quota, a vanished directory: the previous checkpoints are untouched
+        temporary.unlink(missing_ok=True)
+        previous = latest_checkpoint(directory)
+        kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
+        raise ValueError(f"{path}: could not write the checkpoint ({error.strerror or error}); {kept}") from None
     for old in list_checkpoints(directory)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return path
@@ -117,6 +138,11 @@ def load_checkpoint(path: str | os.PathLike) -> TrainingState:
         raise ValueError(
             f"{path}: not a lesson-splats training checkpoint (metadata format {metadata.get('format')!r})"
         )
+    missing = [key for key in ("step", "config", "optimizer") if key not in metadata]
+    if missing:
+        raise ValueError(f"{path}: incomplete training checkpoint (no {', '.join(missing)} in its metadata)")
+    if "checksum" in metadata and checksum(tensors, metadata) != metadata["checksum"]:
+        raise ValueError(f"{path}: checksum mismatch, the file is corrupt (a flipped bit or a partial copy)")
 
     def group(prefix: str) -> dict[str, Tensor]:
         return {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
@@ -130,6 +156,29 @@ def load_checkpoint(path: str | os.PathLike) -> TrainingState:
         rng=group("rng"),
         config=json.loads(metadata["config"]),
     )
+
+
+def latest_good_checkpoint(directory: str | os.PathLike) -> tuple[Path, TrainingState] | None:
+    """The newest checkpoint in `directory` that loads and verifies, with its state (None: there is none).
+
+    Bad newer ones are renamed `<name>.corrupt` (kept for inspection, out of the listing) with a RuntimeWarning naming
+    them and the one used instead; a ValueError, renaming nothing, when every checkpoint there is bad."""
+    bad: dict[Path, str] = {}
+    for path in reversed(list_checkpoints(directory)):
+        try:
+            state = load_checkpoint(path)
+        except ValueError as error:
+            bad[path] = str(error)
+            continue
+        for corrupt in bad:
+            corrupt.replace(corrupt.with_name(corrupt.name + ".corrupt"))
+        if bad:
+            problems = "; ".join(bad.values())
+            warnings.warn(f"{problems}; renamed to *.corrupt, using {path} instead", RuntimeWarning, stacklevel=2)
+        return path, state
+    if bad:  # nothing renamed: the files stay for the user to repair or remove
+        raise ValueError(f"{directory}: no usable checkpoint ({'; '.join(bad.values())})")
+    return None
 
 
 def load_module_state(module: torch.nn.Module, state: dict[str, Tensor], *, what: str, source: Path | str) -> None:

@@ -29,6 +29,7 @@ from .stages import (
     train_teacher,
 )
 from .student import GaussianDenoiser, map_statistics
+from .validation import Problem, at_least, check_config
 
 STAGES = ("teacher", "bootstrap", "multistep")
 Stage = Literal["all", "teacher", "bootstrap", "multistep", "eval"]
@@ -45,6 +46,16 @@ class StageConfigs:
     diffusion: DiffusionConfig = DiffusionConfig()
     background: Background = (1.0, 1.0, 1.0)
     normalizer_batches: int = 16  # bootstrap batches over which the map normalizer's statistics are measured
+
+    def problems(self) -> list[Problem]:
+        """What the stages' own checks cannot see: the relations between stage 2 and the shared diffusion process."""
+        found = at_least(self, {"normalizer_batches": 1})
+        if len(self.background) != 3 or not all(0 <= value <= 1 for value in self.background):
+            found.append(("background", "must be three values in [0, 1] (R G B)"))
+        low, high = self.diffusion.t_star + 1, self.diffusion.num_train_steps - 1
+        if self.multistep.t_start_max is not None and not low <= self.multistep.t_start_max <= high:
+            found.append(("multistep.t_start_max", f"must be in t_star + 1..T - 1 = {low}..{high} (or None)"))
+        return found
 
 
 def stage_weights(run_dir: str | os.PathLike, stage: str, *, ema: bool = True) -> dict[str, torch.Tensor]:
@@ -105,6 +116,7 @@ def run_stages(
     fitted on bootstrap batches. Under torchrun every rank calls this; rank 0 writes.
     """
     run_dir = Path(run_dir)
+    check_config(configs, f"{run_dir}: bad stage configs")
     wanted = STAGES if stage in ("all", "eval") else STAGES[: STAGES.index(stage) + 1]
     run_now = set(STAGES) if stage == "all" else {stage}
     used = [name for name in wanted if name in run_now and (name != "teacher" or train_the_teacher)]

@@ -45,6 +45,7 @@ from .loop import LoopConfig, LoopResult, LossOutput, ProgressCallback, run_loop
 from .losses import gaussian_map_loss, l2, lpips_loss
 from .sharding import STREAM_CYCLE_NOISE, STREAM_NOISE, STREAM_TIMESTEP, per_sample_normal, per_sample_timesteps
 from .student import GaussianDenoiser, student_gaussians, teacher_targets
+from .validation import Problem, at_least, positive
 
 Background = tuple[float, float, float]  # RGB in [0, 1] behind every render of a run
 LRDecay = Literal["constant", "cosine"]  # the learning rate over a stage: constant, or cosine from it to 0 at max_steps
@@ -91,6 +92,14 @@ class DiffusionConfig:
     prediction: Literal["x0", "v", "skip"] = "x0"  # the student's output: n̂₀, v, or n̂₀ with EDM's skip from n_t
     skip_sigma: float = 0.1  # σ_d of the "skip" output (splat_train.student)
 
+    def problems(self) -> list[Problem]:
+        found = at_least(self, {"num_train_steps": 2, "ddim_steps": 1}) + positive(self, ["skip_sigma"])
+        if not 0 <= self.t_star < self.num_train_steps - 1:
+            found.append(("t_star", f"must be in 0..{self.num_train_steps - 2} (T = {self.num_train_steps} steps)"))
+        elif self.ddim_steps > self.t_star + 1:
+            found.append(("ddim_steps", f"must be <= t_star + 1 = {self.t_star + 1} (stage 2 starts above t*)"))
+        return found
+
     def make_schedule(self) -> Schedule:
         if self.schedule == "linear":
             return Schedule.linear(self.num_train_steps)
@@ -109,6 +118,13 @@ class TeacherStageConfig:
     lr_decay: LRDecay = "constant"
     warmup_steps: int = 0  # linear learning-rate warm-up over the stage's first steps (0: none)
 
+    def problems(self) -> list[Problem]:
+        found = positive(self, ["learning_rate", "adam_eps"]) + at_least(self, {"warmup_steps": 0})
+        found += at_least(self, {"lpips_start_step": 0})
+        if not 0 <= self.lpips_weight <= 1:
+            found.append(("lpips_weight", "must be in [0, 1] (loss = (1 - w) L2 + w LPIPS)"))
+        return found
+
 
 @dataclass(frozen=True)
 class BootstrapConfig:
@@ -119,6 +135,10 @@ class BootstrapConfig:
     cycle_weight: float = 1.0  # L_cyc, for samples with t >= t* (0 disables)
     lr_decay: LRDecay = "constant"
     warmup_steps: int = 0  # linear learning-rate warm-up over the stage's first steps (0: none)
+
+    def problems(self) -> list[Problem]:
+        weights = {"map_weight": 0, "image_weight": 0, "cycle_weight": 0, "warmup_steps": 0}
+        return positive(self, ["learning_rate"]) + at_least(self, weights)
 
 
 @dataclass(frozen=True)
@@ -132,6 +152,9 @@ class MultistepConfig:
     lr_decay: LRDecay = "constant"
     warmup_steps: int = 0  # linear learning-rate warm-up over the stage's first steps (0: none)
     t_start_max: int | None = None  # training starts t_start ~ U{t* + 1, ..., t_start_max} (None: T − 1)
+
+    def problems(self) -> list[Problem]:
+        return positive(self, ["learning_rate"]) + at_least(self, {"cycle_weight": 0, "warmup_steps": 0})
 
 
 def background_tensor(background: Background, like: Tensor) -> Tensor:
