@@ -51,13 +51,21 @@ def test_a_run_directory_accepts_longer_training_and_another_evaluation_but_not_
     longer = replace(experiment, bootstrap=replace(experiment.bootstrap, loop=LoopConfig(max_steps=10**6)))
     save_run_config(tmp_path, replace(longer, eval=Eval(num_samples=1), device="cuda"))
     assert load_run_config(tmp_path, ToyExperiment).bootstrap.loop.max_steps == 10**6
-    for other, name in (
-        (replace(experiment, teacher=replace(experiment.teacher, learning_rate=1.0)), "teacher"),
-        (replace(experiment, diffusion=DiffusionConfig(t_star=30)), "diffusion"),
-        (replace(experiment, background=(0.0, 0.0, 0.0)), "background"),
+    for other, name, leaf in (
+        (replace(experiment, teacher=replace(experiment.teacher, adam_eps=1e-8)), "teacher", "--teacher.adam-eps"),
+        (replace(experiment, diffusion=DiffusionConfig(t_star=30)), "diffusion", "--diffusion.t-star 20 → 30"),
+        (replace(experiment, background=(0.0, 0.0, 0.0)), "background", r"--background \[1.0, 1.0, 1.0\] → "),
     ):
-        with pytest.raises(ValueError, match=rf"different configuration \({name} differ\)"):
+        with pytest.raises(ValueError, match=rf"different configuration \({name} differ: {leaf}.*another --run-dir"):
             save_run_config(tmp_path, other)
+
+
+def test_a_run_that_diverged_may_resume_with_another_learning_rate(tmp_path: pathlib.Path) -> None:
+    experiment = ToyExperiment()
+    save_run_config(tmp_path, experiment)
+    lower = replace(experiment, multistep=replace(experiment.multistep, learning_rate=1e-6))
+    save_run_config(tmp_path, lower)
+    assert load_run_config(tmp_path, ToyExperiment).multistep.learning_rate == 1e-6
 
 
 def _old_layout(experiment: ToyExperiment) -> dict:

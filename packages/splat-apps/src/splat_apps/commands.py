@@ -11,6 +11,7 @@
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -21,15 +22,16 @@ from rich.console import Console
 
 from splat_render import Cameras, Gaussians, render
 from splat_render.ply import save_ply
-from splat_train import NonFiniteLossError, distributed, run_stages
+from splat_train import NonFiniteLossError, TrainingStopped, distributed, run_stages
 from splat_train.perceptual import LPIPSWeightsMissing, load_lpips_vgg
 
 from .cli import parse_experiment
 from .contract import App
 from .evaluation import EvalResult, evaluate, predict, print_tables
-from .experiment import build_student, load_trained_models, prepare_device
+from .experiment import build_student, check_experiment, load_trained_models, prepare_device
 from .progress import ProgressDisplay
 from .run_dir import load_run_config, save_run_config
+from .run_lock import run_directory_lock
 from .visualize import check_animation_format, save_animation, save_image_grid
 
 T = TypeVar("T")
@@ -69,12 +71,22 @@ def run_evaluation(app: App, experiment: Any, data: Any, teacher, student, conso
 
 
 def one_line_errors(run: Callable[[], None], console: Console) -> int:
-    """Run a command, turning a ValueError or a non-finite loss into one red line and exit status 1 (0 on success)."""
+    """Run a command, turning a ValueError or a non-finite loss into one red line and exit status 1 (0 on success);
+    a stage stopped by a signal (`TrainingStopped`, its checkpoint written) into its line and 128 + the signal's
+    number; Ctrl-C outside a training loop (loading data, evaluating) into one line and 130."""
     try:
         run()
     except (ValueError, NonFiniteLossError) as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False)
+        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         return 1
+    except TrainingStopped as stopped:
+        console.print(f"[yellow]{stopped}[/yellow]", highlight=False, soft_wrap=True)
+        return stopped.exit_code
+    except KeyboardInterrupt:
+        console.print(
+            "[yellow]interrupted; checkpoints already written are kept: run the same command to resume", highlight=False
+        )
+        return 130
     return 0
 
 
@@ -83,7 +95,14 @@ def one_line_errors(run: Callable[[], None], console: Console) -> int:
 
 
 def train(app: App, experiment: Any, console: Console) -> None:
+    """Check every option, hold the run directory (rank 0), write config.json, then data, stages and evaluation."""
+    check_experiment(experiment)
     prepare_device(experiment.device, experiment.threads)
+    with run_directory_lock(experiment.run_dir) if distributed.is_main() else nullcontext():
+        _train(app, experiment, console)
+
+
+def _train(app: App, experiment: Any, console: Console) -> None:
     if experiment.preset != app.default_preset and getattr(experiment.data, "root", None) is None:
         console.print(f"[yellow]preset {experiment.preset} without --data: using the synthetic data[/yellow]")
     run_dir = Path(experiment.run_dir)
@@ -163,10 +182,15 @@ def train_main(app: App, description: str, argv: Sequence[str] | None = None) ->
         run_dir_pattern=f"runs/{app.name}-{{preset}}",
     )
     console = Console()
-    try:
+
+    def run() -> None:
+        check_experiment(experiment)  # before the process group, which needs a valid --device
         distributed.init_distributed(experiment.device)
         console.quiet = not distributed.is_main()
-        return one_line_errors(lambda: train(app, experiment, console), console)
+        train(app, experiment, console)
+
+    try:
+        return one_line_errors(run, console)
     finally:
         distributed.shutdown()
 
@@ -213,12 +237,11 @@ def eval_main(app: App, description: str, argv: Sequence[str] | None = None) -> 
     command = tyro.cli(command_type, args=argv, default=EvalCommand(Path("."), saved.eval), description=description)
 
     def run() -> None:
-        if command.threads is not None:
-            torch.set_num_threads(command.threads)
         experiment = load_run_config(command.run_dir, app.experiment_type)
         experiment = replace(experiment, run_dir=command.run_dir, device=command.device or experiment.device)
         experiment = replace(experiment, eval=command.eval)
-        prepare_device(experiment.device, None)
+        check_experiment(experiment)
+        prepare_device(experiment.device, command.threads)
         data = app.data(experiment)
         teacher, student = load_trained_models(experiment, app.teacher(experiment, data))
         result, out_dir = run_evaluation(app, experiment, data, teacher, student, console)
@@ -261,6 +284,11 @@ def draw_samples(app: App, command: SampleCommand, console: Console) -> None:
     check_animation_format(command.format)
     experiment = load_run_config(command.run_dir, app.experiment_type)
     experiment = replace(experiment, run_dir=command.run_dir, device=command.device or experiment.device)
+    if command.t_start is not None:
+        experiment = replace(experiment, eval=replace(experiment.eval, t_start=command.t_start))
+    check_experiment(experiment)
+    if command.num_samples < 1 or command.frames < 1:
+        raise ValueError(f"--num-samples {command.num_samples} --frames {command.frames}: both must be >= 1")
     prepare_device(experiment.device, None)
     data = app.data(experiment)
     teacher, student = load_trained_models(experiment, app.teacher(experiment, data))
@@ -269,7 +297,7 @@ def draw_samples(app: App, command: SampleCommand, console: Console) -> None:
     out = command.out or command.run_dir / "samples" / item.name
     schedule = experiment.diffusion.make_schedule().to(experiment.device)
     background = torch.tensor(experiment.background, device=experiment.device)
-    t_start = command.t_start if command.t_start is not None else experiment.eval.t_start
+    t_start = experiment.eval.t_start
     predicted = predict(
         teacher,
         student,

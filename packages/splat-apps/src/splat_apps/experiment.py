@@ -6,6 +6,7 @@ its own `data`, `model` (with at least `student_unet`) and `eval` (an `EvalOptio
 teacher weights (`teacher_checkpoint` or `teacher_weights`, exposed as `given_teacher`).
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -28,6 +29,7 @@ from splat_train import (
     stage_weights,
 )
 from splat_train.runs import Stage
+from splat_train.validation import Problem, at_least, check_config
 
 E = TypeVar("E", bound="Experiment")
 RUN_FIELDS = ("run_dir", "stage", "device", "threads", "eval")
@@ -44,6 +46,15 @@ class EvalOptions:
     lpips: bool = True  # LPIPS-VGG (needs the VGG16 weights in the torch hub cache; skipped with a note otherwise)
     grid_views: int = 4  # novel views per comparison grid
     view_chunk: int = 64  # views rendered and scored per call
+
+    def problems(self) -> list[Problem]:
+        """Counts of at least one (`num_samples`, `view_chunk`, an app's `batch_size` and `max_*` limits) or zero
+        (`grid_*`); `t_start` against the diffusion process is the experiment's check."""
+        names = [f.name for f in fields(self) if f.name != "t_start" and isinstance(getattr(self, f.name), int)]
+        counts = {
+            name: 0 if name.startswith("grid_") else 1 for name in names if not isinstance(getattr(self, name), bool)
+        }
+        return at_least(self, counts)
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,18 @@ class Experiment:
     bootstrap: BootstrapConfig = BootstrapConfig()
     multistep: MultistepConfig = MultistepConfig()
 
+    def problems(self) -> list[Problem]:
+        """Where the run executes, the relations between the stages (`StageConfigs.problems`) and the evaluation's
+        start time, which DDIM needs in ddim_steps..T − 1; each stage config checks itself (`check_experiment`)."""
+        found = at_least(self, {"threads": 1}) + self.stages.problems()
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+            found.append(("device", "must be cpu, cuda or cuda:N"))
+        low, high = self.diffusion.ddim_steps, self.diffusion.num_train_steps - 1
+        evaluation = getattr(self, "eval", None)  # an app's experiment adds its `eval` options
+        if isinstance(evaluation, EvalOptions) and not low <= evaluation.t_start <= high:
+            found.append(("eval.t_start", f"must be in ddim_steps..T - 1 = {low}..{high}"))
+        return found
+
     @property
     def given_teacher(self) -> Path | None:
         """Teacher weights given instead of training a teacher (the app names the field); None: train one."""
@@ -72,6 +95,12 @@ class Experiment:
         return StageConfigs(
             self.teacher, self.bootstrap, self.multistep, self.diffusion, self.background, self.normalizer_batches
         )
+
+
+def check_experiment(experiment: Experiment) -> None:
+    """Every option of an experiment, all stages at once, before any data or training work and before `config.json`
+    is written: one ValueError listing each bad option by its flag."""
+    check_config(experiment, "bad options (nothing was written or trained; fix them and run again)")
 
 
 def demo_loop(max_steps: int, checkpoint_every: int, ema_decay: float, ema_start: int) -> LoopConfig:
@@ -132,6 +161,10 @@ def load_trained_models(
 
 def prepare_device(device: str, threads: int | None) -> None:
     """Set torch's CPU threads (None: torch's default) and refuse `--device cuda` on a machine without CUDA."""
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads {threads}: must be >= 1 (or leave it out for torch's default)")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise ValueError(f"--device {device}: must be cpu, cuda or cuda:N")
     if threads is not None:
         torch.set_num_threads(threads)
     if device.startswith("cuda") and not torch.cuda.is_available():

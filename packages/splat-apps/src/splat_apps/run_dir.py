@@ -16,6 +16,9 @@ from .experiment import training_fields
 
 # Loop fields that may change between invocations of one run: training longer, checkpointing or logging differently.
 RESUMABLE_LOOP_FIELDS = ("max_steps", "checkpoint_every", "keep_checkpoints", "log_every", "progress", "bf16")
+# Stage fields that may change too: a run that diverged resumes from its last good checkpoint with a lower rate
+# (each step's rate is logged in metrics.jsonl, so the history stays readable).
+RESUMABLE_STAGE_FIELDS = ("learning_rate",)
 STAGE_SECTIONS = ("teacher", "bootstrap", "multistep")
 
 
@@ -44,8 +47,19 @@ def _training_view(config: dict[str, Any], fields: tuple[str, ...]) -> dict[str,
     for name, value in view.items():
         if isinstance(value, dict) and isinstance(value.get("loop"), dict):
             loop = {k: v for k, v in value["loop"].items() if k not in RESUMABLE_LOOP_FIELDS}
-            view[name] = {**value, "loop": loop}
+            kept = {k: v for k, v in value.items() if name not in STAGE_SECTIONS or k not in RESUMABLE_STAGE_FIELDS}
+            view[name] = {**kept, "loop": loop}
     return view
+
+
+def _differences(saved: Any, mine: Any, path: str) -> list[str]:
+    """`--flag saved → given` for every leaf where two JSON values differ."""
+    if isinstance(saved, dict) and isinstance(mine, dict):
+        keys = list(saved) + [k for k in mine if k not in saved]
+        return [d for k in keys for d in _differences(saved.get(k), mine.get(k), f"{path}.{k}" if path else k)]
+    if saved == mine:
+        return []
+    return [f"--{path.replace('_', '-')} {json.dumps(saved)} → {json.dumps(mine)}"]
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -77,9 +91,11 @@ def _save_run_config(run_dir: Path, experiment: Any) -> Path:
         mine = _training_view(current, fields)
         changed = [name for name in fields if saved.get(name) != mine.get(name)]
         if changed:
+            leaves = [d for name in changed for d in _differences(saved.get(name), mine.get(name), name)]
+            shown = "; ".join(leaves[:6]) + (f"; and {len(leaves) - 6} more" if len(leaves) > 6 else "")
             raise ValueError(
-                f"{run_dir} holds a run with a different configuration ({', '.join(changed)} differ); "
-                "use another --run-dir or the same options"
+                f"{run_dir} holds a run with a different configuration ({', '.join(changed)} differ: {shown}); "
+                f"to resume it pass its options again (saved in {path}), to start over use another --run-dir"
             )
     temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     temporary.write_text(json.dumps(current, indent=1) + "\n")
