@@ -3,6 +3,7 @@ sampling, and malformed chunks, index files, txt files and JPEGs fail with one l
 
 import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from app_re10k.data import (
     ExampleConfig,
     TrainingExamples,
     TxtDataset,
+    _load_failure,
     encode_jpeg,
     load_example,
     open_dataset,
@@ -155,6 +157,57 @@ def test_malformed_chunks_fail_in_one_line_with_the_file_name(tmp_path: Path, co
         read_chunk(path)
     assert "\n" not in str(raised.value)  # one line, whatever torch said
     assert CALLS == []  # nothing was executed while loading
+
+
+class Unlisted:
+    """A class `weights_only` has not been told about."""
+
+
+class Shell:
+    """Pickles as a call of `os.system`: what an attacker would put in a chunk."""
+
+    def __reduce__(self):
+        return (os.system, ("echo unpickled",))
+
+
+@pytest.mark.parametrize(
+    ("content", "refused"),
+    [
+        ([_example(key=Unlisted())], f"{__name__}.Unlisted"),
+        ([_example(key=Shell())], f"{os.system.__module__}.system"),
+    ],
+    ids=["class", "os-system"],
+)
+def test_a_refused_pickle_names_the_refused_global_and_the_file_in_one_line(tmp_path: Path, content, refused) -> None:
+    path = tmp_path / "000000.torch"
+    torch.save(content, path)
+    with pytest.raises(ValueError) as raised:
+        read_chunk(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: not a pixelSplat chunk") and "\n" not in message
+    assert message.endswith(f"(refused to unpickle it: global {refused})")
+
+
+@pytest.mark.parametrize(
+    ("text", "gist"),
+    [
+        (
+            "Weights only load failed. ...\n\tWeightsUnpickler error: Unsupported class __main__.Thing\n\nCheck...",
+            "refused to unpickle it: Unsupported class __main__.Thing",
+        ),  # torch < 2.4
+        (
+            "Weights only load failed. ...\nWeightsUnpickler error: \n\nUnsupported operand 149\n\nCheck...",
+            "refused to unpickle it: Unsupported operand 149",
+        ),
+        (
+            "PytorchStreamReader failed reading zip archive: failed finding central directory\nmore",
+            "PytorchStreamReader failed reading zip archive: failed finding central directory",
+        ),
+    ],
+    ids=["old-class", "operand", "zip"],
+)
+def test_torch_load_failures_come_down_to_their_one_line_gist(text: str, gist: str) -> None:
+    assert _load_failure(RuntimeError(text)) == gist
 
 
 def test_a_missing_chunk_fails_and_a_corrupt_jpeg_when_decoded_naming_chunk_key_and_frame(tmp_path: Path) -> None:

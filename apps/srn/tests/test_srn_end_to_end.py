@@ -114,7 +114,9 @@ def test_running_again_resumes_instead_of_restarting(run) -> None:
 
 def test_a_run_directory_refuses_a_different_experiment(run) -> None:
     run_dir, cache = run
-    assert train([*_args(run_dir, cache), "--teacher.learning-rate", "0.5"]) == 1
+    args = _args(run_dir, cache)
+    args[args.index("--model.student-unet.model-channels") + 1] = "16"  # another network: not resumable
+    assert train(args) == 1
 
 
 def test_eval_and_sample_commands_work_on_a_run_directory(run, tmp_path: pathlib.Path) -> None:

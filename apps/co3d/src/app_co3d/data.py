@@ -28,6 +28,9 @@ example as the teacher input `origin_distance`; the `hydrants` head predicts dep
 
 import json
 import sys
+import tokenize
+import zipfile
+import zlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +53,8 @@ BAD_SEQUENCES_PATH = Path(__file__).resolve().with_name("bad_sequences.json")
 IMAGE_RANGE_TOLERANCE = 1e-3  # images_fg values outside [-tol, 1 + tol] are an error, inside they are clamped
 ROTATION_TOLERANCE = 1e-3  # max |R^T R - I| and |det R - 1| accepted for a PyTorch3D rotation
 
+NPY_ERRORS = (OSError, ValueError, EOFError, SyntaxError, tokenize.TokenError, zipfile.BadZipFile, zlib.error)
+"""What numpy raises for a broken .npy / .npz (a garbled header reaches its tokenizer, a broken zip its zipfile)."""
 _FLIP_XY = (-1.0, -1.0, 1.0)  # PyTorch3D (x left, y up) -> OpenCV (x right, y down) camera axes
 
 
@@ -102,8 +107,11 @@ def load_bad_sequences(category: str, path: str | Path = BAD_SEQUENCES_PATH) -> 
     categories = document.get("categories") if isinstance(document, dict) else None
     if not isinstance(categories, dict):
         raise Co3DDataError(path, "bad-sequence list must be a JSON object with a 'categories' object")
+    entries = categories.get(category, {})
+    if not isinstance(entries, dict):
+        raise Co3DDataError(path, f"categories.{category} must be an object mapping reasons to {{'sequences': [...]}}")
     result = {}
-    for reason, entry in categories.get(category, {}).items():
+    for reason, entry in entries.items():
         names = entry.get("sequences") if isinstance(entry, dict) else None
         if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
             raise Co3DDataError(path, f"categories.{category}.{reason}.sequences must be a list of strings")
@@ -144,9 +152,13 @@ def _open_npy(path: Path, what: str) -> np.ndarray:
     if not path.is_file():
         raise Co3DDataError(path, f"missing {what}")
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except NPY_ERRORS as error:
         raise Co3DDataError(path, f"unreadable {what} (expected a plain numeric .npy array): {error}") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive under a .npy name
+        array.close()
+        raise Co3DDataError(path, f"unreadable {what}: an .npz archive, expected a plain numeric .npy array")
+    return array
 
 
 def load_camera_archive(path: str | Path) -> dict[str, np.ndarray]:
@@ -155,16 +167,20 @@ def load_camera_archive(path: str | Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise Co3DDataError(path, "missing camera archive")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {}
-            for key in archive.files:
-                try:
-                    arrays[key] = np.asarray(archive[key])
-                except ValueError as error:
-                    raise Co3DDataError(path, f"entry {key!r} is not a plain numeric array: {error}") from None
+        with path.open("rb") as handle:  # numpy leaves its own handle open when the zip is broken
+            archive = np.load(handle, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise Co3DDataError(path, "not an .npz archive (a single .npy array?), expected one array per sequence")
+            with archive:
+                arrays = {}
+                for key in archive.files:
+                    try:
+                        arrays[key] = np.asarray(archive[key])
+                    except NPY_ERRORS as error:
+                        raise Co3DDataError(path, f"entry {key!r} is not a plain numeric array: {error}") from None
     except Co3DDataError:
         raise
-    except (OSError, ValueError, EOFError) as error:
+    except NPY_ERRORS as error:
         raise Co3DDataError(path, f"unreadable camera archive (expected an .npz of numeric arrays): {error}") from None
     return arrays
 

@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from jaxtyping import Float, Int, UInt8
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from splat_apps.images import BOMB_ERRORS, open_refusing_bombs, pixel_limit_problem
 from splat_apps.views import ViewExample, make_example
 from splat_render import rigid_inverse
 
@@ -26,6 +28,7 @@ CHUNK_FIELDS = ("key", "url", "timestamps", "cameras", "images")
 JPEG_MAGIC = b"\xff\xd8\xff"  # start-of-image marker, then the first segment marker
 MAX_OFFSET = 30  # Flash3D: targets within ±30 frames of the source
 NEAR, FAR = 0.01, 100.0  # Flash3D's znear / zfar for RealEstate10K renders
+_REFUSED_GLOBAL = re.compile(r"\bGLOBAL\s+([\w.]+)")  # torch.load's name of a refused class or function
 SPLIT_FILE = "test_files.txt"  # Flash3D's name for the evaluation split (splits/re10k_mine_filtered/test_files.txt)
 
 
@@ -66,8 +69,14 @@ def encode_jpeg(image: UInt8[np.ndarray, "height width 3"], quality: int = 95) -
     return buffer.getvalue()
 
 
-def image_tensor(image: Image.Image, size: tuple[int, int] | None) -> Float[Tensor, "3 height width"]:
-    """A pillow image as RGB in [0, 1], resized (LANCZOS, as Flash3D) to `size` = (height, width) if given."""
+def image_tensor(
+    image: Image.Image, size: tuple[int, int] | None, *, name: str = "image"
+) -> Float[Tensor, "3 height width"]:
+    """A pillow image as RGB in [0, 1], resized (LANCZOS, as Flash3D) to `size` = (height, width) if given. More than
+    `MAX_PIXELS` pixels is a ValueError naming `name`, raised from the header before decoding."""
+    problem = pixel_limit_problem(image.width, image.height)
+    if problem:
+        raise ValueError(f"{name}: {problem}")
     image = image.convert("RGB")
     if size is not None and (image.height, image.width) != tuple(size):
         image = image.resize((size[1], size[0]), Image.Resampling.LANCZOS)
@@ -75,14 +84,17 @@ def image_tensor(image: Image.Image, size: tuple[int, int] | None) -> Float[Tens
 
 
 def decode_jpeg(data: bytes, size: tuple[int, int] | None = None, *, name: str) -> Float[Tensor, "3 height width"]:
-    """JPEG bytes as RGB in [0, 1] (`image_tensor`); `name` (file, key, frame) is named in the error for bad data."""
+    """JPEG bytes as RGB in [0, 1] (`image_tensor`); `name` (file, key, frame) is named in the error for bad data,
+    too many pixels or a decompression bomb."""
     if not data.startswith(JPEG_MAGIC):
         raise ValueError(f"{name}: not JPEG data (starts with {data[:4]!r})")
     try:
-        with Image.open(io.BytesIO(data)) as opened:
+        with open_refusing_bombs(io.BytesIO(data)) as opened:
             if opened.format != "JPEG":
                 raise ValueError(f"{name}: not JPEG data (pillow reads it as {opened.format})")
-            return image_tensor(opened, size)
+            return image_tensor(opened, size, name=name)
+    except BOMB_ERRORS as error:
+        raise ValueError(f"{name}: JPEG refused as a possible decompression bomb ({error})") from None
     except (OSError, UnidentifiedImageError, SyntaxError) as error:
         raise ValueError(f"{name}: cannot decode JPEG ({error})") from None
 
@@ -133,9 +145,13 @@ class FrameSequence:
 
 
 def _load_failure(error: BaseException) -> str:
-    """The gist of a `torch.load` failure: the one line naming what `weights_only` refused to unpickle (torch wraps
-    it in a paragraph of advice), else the error's first line."""
+    """The gist of a `torch.load` failure, in one line: the global `weights_only` refused to unpickle (torch >= 2.6
+    says "GLOBAL posix.system" in a paragraph of advice), else the line after "WeightsUnpickler error:" (older torch:
+    "Unsupported class __main__.Thing"), else the error's first line."""
     text = str(error).strip()
+    refused = _REFUSED_GLOBAL.search(text)
+    if refused:
+        return f"refused to unpickle it: global {refused.group(1)}"
     if "WeightsUnpickler error:" in text:
         detail = [line.strip() for line in text.split("WeightsUnpickler error:", 1)[1].splitlines() if line.strip()]
         return f"refused to unpickle it: {detail[0]}" if detail else "refused to unpickle it"

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import torch
 from jaxtyping import Float, Int
-from PIL import Image
 from torch import Tensor
 
 from splat_apps.datacheck import DataError, DatasetCheck, SplitCheck, check_command
-from splat_apps.images import check_image_size
+from splat_apps.images import open_image
 from splat_apps.images import read_image as read_rgb
 from splat_apps.views import ViewExample, drawn_views, evaluation_view_indices, make_example, resize_images
 from splat_render import fov_to_focal, intrinsics, rigid_inverse
@@ -416,8 +415,7 @@ def check_object(object_dir: str | Path, decode_images: bool = True) -> tuple[in
             if decode_images:
                 read_image(rgb, size)
             else:
-                with Image.open(rgb) as image:
-                    check_image_size(rgb, image, size, SRNDataError)
+                open_image(rgb, size=size, error=SRNDataError, what="PNG").close()
         except SRNDataError as error:
             problems.append(error)
         except (OSError, ValueError, SyntaxError) as error:

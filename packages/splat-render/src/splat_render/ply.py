@@ -59,7 +59,8 @@ def save_ply(gaussians: Gaussians, path: str | os.PathLike, index: int = 0) -> P
 
 
 def load_ply(path: str | os.PathLike, dtype: torch.dtype = torch.float32) -> Gaussians:
-    """Read a 3DGS `.ply` into a batch of one scene; a missing file or property is a one-line ValueError."""
+    """Read a 3DGS `.ply` into a batch of one scene. A missing, unparsable or non-3DGS file (a missing, misnamed or
+    non-numeric property, a count of `f_rest_*` that is no SH degree) is a one-line ValueError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such .ply file")
@@ -69,19 +70,30 @@ def load_ply(path: str | os.PathLike, dtype: torch.dtype = torch.float32) -> Gau
     except Exception as error:
         raise ValueError(f"{path}: not a readable .ply with a 'vertex' element ({error})") from None
     names = set(vertex.data.dtype.names)
+    misnamed = sorted(n for n in names if n.startswith("f_rest_") and not n[len("f_rest_") :].isdigit())
+    if misnamed:
+        raise ValueError(f"{path}: properties {misnamed} are not named f_rest_<index>")
     rest_names = sorted((n for n in names if n.startswith("f_rest_")), key=lambda n: int(n.split("_")[-1]))
     if len(rest_names) % 3:
         raise ValueError(f"{path}: {len(rest_names)} f_rest_* properties is not a multiple of 3")
     coeffs = 1 + len(rest_names) // 3
-    sh_degree_from_coeffs(coeffs)
+    try:
+        sh_degree_from_coeffs(coeffs)
+    except ValueError as error:
+        raise ValueError(f"{path}: {len(rest_names)} f_rest_* properties: {error}") from None
     required = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", *[f"scale_{i}" for i in range(3)]]
     required += [f"rot_{i}" for i in range(4)] + [f"f_rest_{i}" for i in range(len(rest_names))]
     missing = [n for n in required if n not in names]
     if missing:
         raise ValueError(f"{path}: missing 3DGS properties {missing}")
+    not_numbers = [n for n in required if vertex.data.dtype[n].kind not in "fiu" or vertex.data.dtype[n].shape]
+    if not_numbers:
+        raise ValueError(f"{path}: 3DGS properties {not_numbers} must be scalar numbers (not lists)")
 
     def column(*keys: str) -> torch.Tensor:
-        return torch.from_numpy(np.stack([np.asarray(vertex[k], dtype=np.float64) for k in keys], -1)).to(dtype)
+        with np.errstate(invalid="ignore"):  # a signalling NaN in the file would warn on the cast; it stays a NaN
+            values = np.stack([np.asarray(vertex[k], dtype=np.float64) for k in keys], -1)
+        return torch.from_numpy(values).to(dtype)
 
     count = len(vertex.data)
     dc = column("f_dc_0", "f_dc_1", "f_dc_2")[:, None, :]

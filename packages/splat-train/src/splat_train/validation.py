@@ -12,7 +12,7 @@ from typing import Any
 Problem = tuple[str, str]  # (dotted field path relative to the config, what is wrong)
 
 
-def at_least(config: Any, minimums: Mapping[str, float]) -> list[Problem]:
+def at_least(config: Any, minimums: Mapping[str, int | float]) -> list[Problem]:
     """A problem for each field of `config` below its minimum (None fields are skipped: they mean "off")."""
     return [
         (name, f"must be >= {minimum}")
