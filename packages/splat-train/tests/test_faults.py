@@ -204,6 +204,20 @@ class _Empty:
         raise AssertionError
 
 
+def _run_on_nothing(run_dir: pathlib.Path, config: LoopConfig) -> None:
+    """`run_loop` of a one-weight model on a batch source with no items."""
+    model = torch.nn.Linear(1, 1)
+    run_loop(
+        stage="toy",
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        batches=_Empty(),
+        compute_loss=lambda batch: None,
+        config=config,
+        run_dir=run_dir,
+    )
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -217,30 +231,11 @@ class _Empty:
 def test_bad_loop_options_are_one_line_errors_before_any_work(
     tmp_path: pathlib.Path, overrides: dict, message: str
 ) -> None:
-    config = LoopConfig(**{"max_steps": 5, **overrides})
-    model = torch.nn.Linear(1, 1)
     with pytest.raises(ValueError, match=message) as error:
-        run_loop(
-            stage="toy",
-            model=model,
-            optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-            batches=_Empty(),
-            compute_loss=lambda batch: None,
-            config=config,
-            run_dir=tmp_path,
-        )
+        _run_on_nothing(tmp_path, LoopConfig(**{"max_steps": 5, **overrides}))
     assert "\n" not in str(error.value) and not (tmp_path / "metrics.jsonl").exists()
 
 
 def test_an_empty_split_is_a_one_line_error(tmp_path: pathlib.Path) -> None:
-    model = torch.nn.Linear(1, 1)
     with pytest.raises(ValueError, match=r"toy: no training items \(an empty split\?\)"):
-        run_loop(
-            stage="toy",
-            model=model,
-            optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-            batches=_Empty(),
-            compute_loss=lambda batch: None,
-            config=LoopConfig(max_steps=5),
-            run_dir=tmp_path,
-        )
+        _run_on_nothing(tmp_path, LoopConfig(max_steps=5))
