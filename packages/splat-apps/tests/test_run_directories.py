@@ -68,6 +68,16 @@ def test_a_run_that_diverged_may_resume_with_another_learning_rate(tmp_path: pat
     assert load_run_config(tmp_path, ToyExperiment).multistep.learning_rate == 1e-6
 
 
+def test_a_run_written_before_an_option_existed_resumes_with_its_default(tmp_path: pathlib.Path) -> None:
+    experiment = ToyExperiment()
+    document = to_jsonable(experiment)
+    del document["multistep"]["map_weight"]  # what a run directory written before the option existed holds
+    (tmp_path / "config.json").write_text(json.dumps(document))
+    save_run_config(tmp_path, experiment)
+    with pytest.raises(ValueError, match=r"--multistep\.map-weight 0\.0 → 1\.0"):
+        save_run_config(tmp_path, replace(experiment, multistep=replace(experiment.multistep, map_weight=1.0)))
+
+
 def _old_layout(experiment: ToyExperiment) -> dict:
     """What the previous version wrote: diffusion inside each student stage, background inside every stage."""
     document = to_jsonable(experiment)

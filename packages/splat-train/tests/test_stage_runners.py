@@ -181,3 +181,22 @@ def test_multistep_starts_are_drawn_between_t_star_and_t_start_max() -> None:
     schedule = DiffusionConfig().make_schedule()
     starts = per_sample_timesteps(schedule, torch.arange(200), STREAM_TIMESTEP, low=21, high=30)
     assert int(starts.min()) == 21 and int(starts.max()) == 30
+
+
+def test_a_stage_2_map_weight_adds_its_weighted_map_term_and_changes_nothing_else() -> None:
+    teacher = F.tiny_teacher().eval().requires_grad_(False)
+    student = _student(teacher)
+    diffusion = dataclasses.replace(DiffusionConfig(), ddim_steps=3)
+    batch = BATCH.with_seeds([0, 1])
+
+    def loss(map_weight: float):
+        config = MultistepConfig(loop=_loop(1), cycle_weight=0.0, map_weight=map_weight)
+        return multistep_loss(
+            student, teacher, diffusion.make_schedule(), batch, config, diffusion=diffusion, background=WHITE
+        )
+
+    plain, kept = loss(0.0), loss(0.5)
+    assert "map" not in plain.terms and kept.terms["map"] > 0
+    assert kept.terms["image"] == plain.terms["image"]  # the same trajectory
+    assert float((kept.loss - plain.loss).detach()) == pytest.approx(0.5 * kept.terms["map"], rel=1e-5)
+    assert MultistepConfig(map_weight=-1.0).problems()  # a negative weight is a bad option

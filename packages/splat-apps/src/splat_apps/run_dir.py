@@ -87,7 +87,9 @@ def _save_run_config(run_dir: Path, experiment: Any) -> Path:
     current = to_jsonable(experiment)
     fields = training_fields(type(experiment))
     if path.is_file():
-        saved = _training_view(read_config_file(path), fields)
+        # through the dataclasses: an option added since the run started takes its default, as it did in that run
+        saved = to_jsonable(config_from_dict(type(experiment), read_config_file(path), where=str(path)))
+        saved = _training_view(saved, fields)
         mine = _training_view(current, fields)
         changed = [name for name in fields if saved.get(name) != mine.get(name)]
         if changed:
