@@ -8,6 +8,7 @@
     uv run apps/srn/study.py fit RUN_DIR TEACHER_CKPT [--split train] [--stage multistep]  # per-checkpoint fit
     uv run apps/srn/study.py grads RUN_DIR TEACHER_CKPT [--stage bootstrap] [--batches 16]  # per-term gradients
     uv run apps/srn/study.py compare RUN_A RUN_B                                 # paired student A − student B
+    uv run apps/srn/study.py versus RUN TEACHER_CKPT [SRN flags of that teacher]  # paired RUN's student − a teacher
 
 Every command uses the study's data (400 train, 32 val, 32 test toy cars × 100 spiral views, 32 px), scores on the
 val split (`fit` also on the train split) and never on test, runs on one torch thread, and prints one JSON line per
@@ -315,6 +316,34 @@ def compare(first: Path, second: Path) -> None:
     print(json.dumps({"first": str(first), "second": str(second), "difference": difference.text(3), "wins": wins}))
 
 
+def versus(run_dir: Path, teacher_checkpoint: Path, argv: list[str]) -> None:
+    """Student of run `run_dir` (its `eval/val/scores.json`) − the teacher of `teacher_checkpoint` (built from the
+    study's experiment with `argv`, e.g. another width), paired over the validation objects: whether the student
+    beats another teacher, such as its own trained for as many steps as the student had."""
+    path = run_dir / "eval" / "val" / "scores.json"
+    if not path.is_file():
+        raise SystemExit(f"{path}: no validation scores (run `study.py student {run_dir} ...` first)")
+    students = json.loads(path.read_text())["per_item"]["student"]
+    experiment = study_experiment(argv, run_dir)
+    data = APP.data(experiment)
+    teacher = APP.teacher(experiment, data)
+    teacher.load_state_dict(load_checkpoint(teacher_checkpoint).ema)
+    val = open_split(experiment, "val", data)
+    background = torch.tensor(experiment.background)
+    teachers = {}
+    with torch.no_grad():
+        for i, name in enumerate(val.object_ids):
+            batch = collate([val.evaluation_example(i, default_input_view(val.num_views(i)))])
+            teachers[name] = {"novel": {"psnr": teacher_view_psnr(teacher.eval(), batch, background)}}
+    difference = paired_difference({"student": students, "teacher": teachers}, "student", "teacher", "novel", "psnr")
+    if difference is None:
+        raise SystemExit(f"{run_dir}'s student and {teacher_checkpoint} share no validation object")
+    mean_teacher = sum(v["novel"]["psnr"] for v in teachers.values()) / len(teachers)
+    record = {"run": str(run_dir), "teacher": str(teacher_checkpoint), "teacher_psnr": mean_teacher}
+    record |= {"student_minus_teacher": difference.text(3), "wins": f"{difference.wins}/{difference.items}"}
+    print(json.dumps(record))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -354,6 +383,9 @@ def main() -> None:
     pair = commands.add_parser("compare")
     pair.add_argument("first", type=Path)
     pair.add_argument("second", type=Path)
+    other = commands.add_parser("versus")
+    other.add_argument("run_dir", type=Path)
+    other.add_argument("teacher_checkpoint", type=Path)
     arguments, rest = parser.parse_known_args()
     torch.set_num_threads(1)
     if arguments.command == "teacher":
@@ -362,6 +394,8 @@ def main() -> None:
         student_run(arguments.run_dir, arguments.teacher_checkpoint, rest)
     elif arguments.command == "blend":
         blend(arguments.run_dir, arguments.teacher_checkpoint, arguments.weights, arguments.stage)
+    elif arguments.command == "versus":
+        versus(arguments.run_dir, arguments.teacher_checkpoint, rest)
     elif arguments.command == "compare":
         compare(arguments.first, arguments.second)
     elif arguments.command == "fit":

@@ -38,6 +38,9 @@ def test_study_scores_teacher_checkpoints_then_a_student_from_one_on_the_validat
     assert probe[0]["teacher_psnr"] == pytest.approx(curve[-1]["val_psnr"], abs=1e-4)
     (same,) = _study("compare", str(tmp_path / "student"), str(tmp_path / "student"))
     assert float(same["difference"].split()[0]) == 0 and same["wins"].endswith("/1")  # a run against itself
+    (own,) = _study("versus", str(tmp_path / "student"), str(checkpoint), *flags)  # its own teacher, paired
+    assert own["teacher_psnr"] == pytest.approx(student["teacher_psnr"], abs=1e-4)
+    assert own["student_minus_teacher"].split()[0] == student["student_minus_teacher"].split()[0]
     mixes = _study("blend", str(tmp_path / "student"), str(checkpoint), "0,1", "--stage", "bootstrap")
     assert [row["teacher_weight"] for row in mixes] == [0.0, 1.0]
     assert mixes[1]["psnr"] == pytest.approx(curve[-1]["val_psnr"], abs=1e-3)  # all teacher: the teacher's score
