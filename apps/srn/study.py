@@ -22,15 +22,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from rich.console import Console
 
 from app_srn import APP
 from app_srn.app import open_split
 from app_srn.data import default_input_view
 from app_srn.experiment import SRNExperiment
+from app_srn.research import student_scores, study_experiment, teacher_scores, teacher_view_psnr
 from splat_apps import collate
-from splat_apps.cli import parse_experiment
-from splat_apps.commands import run_evaluation
 from splat_apps.experiment import build_student, demo_loop
 from splat_apps.statistics import paired_difference
 from splat_diffusion import q_sample
@@ -43,28 +41,11 @@ from splat_train.stages import bootstrap_loss, multistep_loss, rendering_loss
 from splat_train.student import sample, student_gaussians, teacher_targets
 
 
-def study_experiment(argv: list[str], run_dir: Path) -> SRNExperiment:
-    def preset() -> SRNExperiment:
-        base = APP.presets["cpu-demo"]()
-        sizes = {"train_objects": 400, "val_objects": 32, "test_objects": 32, "val_views": 100, "test_views": 100}
-        data = replace(base.data, synthetic=replace(base.data.synthetic, category="cars", **sizes))
-        evaluation = replace(base.eval, split="val", lpips=False, grid_objects=0, num_samples=1)
-        return replace(base, data=data, eval=evaluation)
-
-    experiment = parse_experiment(SRNExperiment, {"study": preset}, argv, default_preset="study", description="")
-    return replace(experiment, run_dir=run_dir)
-
-
 def scores(experiment: SRNExperiment, data, teacher, student) -> dict:
-    result, _ = run_evaluation(APP, experiment, data, teacher, student, Console(quiet=True))
-    summary = result.summary
-    difference = paired_difference(result.per_item, "student", "teacher", "novel", "psnr")
-    return {
-        "teacher_psnr": summary["teacher"]["novel"]["psnr"],
-        "student_psnr": summary["student"]["novel"]["psnr"],
-        "student_minus_teacher": difference.text(3),
-        "student_wins": f"{difference.wins}/{difference.items}",
-    }
+    """The protocol's means and paired student − teacher on the val split, without the per-object scores."""
+    result = student_scores(experiment, data, teacher, student)
+    del result["per_item"]
+    return result
 
 
 def teacher_curve(run_dir: Path, steps: int, lr_decay: str, argv: list[str]) -> None:
@@ -77,22 +58,11 @@ def teacher_curve(run_dir: Path, steps: int, lr_decay: str, argv: list[str]) -> 
     started = time.time()
     run_stages("teacher", run_dir, teacher, None, batches, experiment.stages)
     print(json.dumps({"teacher_train_s": round(time.time() - started)}), flush=True)
-    val = open_split(experiment, "val", data)
-    examples = [collate([val.evaluation_example(i, default_input_view(val.num_views(i)))]) for i in range(len(val))]
-    background = torch.tensor(experiment.background)
     for path in list_checkpoints(run_dir / "checkpoints" / "teacher"):
         state = load_checkpoint(path)
         teacher.load_state_dict(state.ema)
-        with torch.no_grad():
-            per_object = [teacher_view_psnr(teacher.eval(), batch, background) for batch in examples]
+        per_object = [item["novel"]["psnr"] for item in teacher_scores(experiment, data, teacher).values()]
         print(json.dumps({"step": state.step, "val_psnr": sum(per_object) / len(per_object)}), flush=True)
-
-
-def teacher_view_psnr(teacher, batch, background: torch.Tensor) -> float:
-    """The teacher's PSNR averaged over one object's novel views (the protocol's per-object score)."""
-    gaussians = teacher(batch.source_images, batch.source_cameras).gaussians
-    rendered = render(gaussians, batch.target_cameras, background=background).rgb[0]
-    return float(psnr(rendered, batch.target_images[0]).mean())
 
 
 def student_run(run_dir: Path, teacher_checkpoint: Path, argv: list[str]) -> None:
@@ -328,13 +298,7 @@ def versus(run_dir: Path, teacher_checkpoint: Path, argv: list[str]) -> None:
     data = APP.data(experiment)
     teacher = APP.teacher(experiment, data)
     teacher.load_state_dict(load_checkpoint(teacher_checkpoint).ema)
-    val = open_split(experiment, "val", data)
-    background = torch.tensor(experiment.background)
-    teachers = {}
-    with torch.no_grad():
-        for i, name in enumerate(val.object_ids):
-            batch = collate([val.evaluation_example(i, default_input_view(val.num_views(i)))])
-            teachers[name] = {"novel": {"psnr": teacher_view_psnr(teacher.eval(), batch, background)}}
+    teachers = teacher_scores(experiment, data, teacher)
     difference = paired_difference({"student": students, "teacher": teachers}, "student", "teacher", "novel", "psnr")
     if difference is None:
         raise SystemExit(f"{run_dir}'s student and {teacher_checkpoint} share no validation object")
