@@ -70,7 +70,7 @@ def test_the_teacher_lpips_model_is_loaded_only_for_a_teacher_stage_that_uses_it
         calls.append(1)
         raise LPIPSWeightsMissing("no VGG16 weights")
 
-    monkeypatch.setattr(commands, "load_lpips_vgg", missing)
+    monkeypatch.setattr(commands, "load_lpips", missing)
     lpips_on = TeacherStageConfig(lpips_start_step=10)
     experiment = ToyExperiment(teacher=lpips_on, stage="bootstrap")
     assert commands.teacher_lpips_model(experiment, train_the_teacher=True) is None
@@ -80,7 +80,7 @@ def test_the_teacher_lpips_model_is_loaded_only_for_a_teacher_stage_that_uses_it
     with pytest.raises(ValueError, match=r"no VGG16 weights \(or pass --teacher.lpips-start-step None\)"):
         commands.teacher_lpips_model(ToyExperiment(teacher=lpips_on, stage="teacher"), train_the_teacher=True)
     assert calls == [1]
-    monkeypatch.setattr(commands, "load_lpips_vgg", lambda: torch.nn.Identity())
+    monkeypatch.setattr(commands, "load_lpips", lambda: torch.nn.Identity())
     model = commands.teacher_lpips_model(ToyExperiment(teacher=lpips_on), train_the_teacher=True)
     assert isinstance(model, torch.nn.Identity)
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from splat_train import ScoreAccumulator, gaussian_map_loss, l1, l2, psnr, ssim, ssim_loss
-from splat_train.perceptual import LPIPSWeightsMissing, load_lpips_vgg
+from splat_train.perceptual import LPIPSWeightsMissing, load_lpips
 from splat_train.ssim import C1, C2, gaussian_window
 
 seeds = st.integers(0, 2**31 - 1)
@@ -110,7 +110,7 @@ def test_score_accumulator_with_one_view_per_slot_is_the_mean_over_items() -> No
 
 def test_missing_lpips_weights_fail_with_one_line_naming_the_path(tmp_path: pathlib.Path) -> None:
     with pytest.raises(LPIPSWeightsMissing, match=str(tmp_path / "nowhere.pth")) as error:
-        load_lpips_vgg(tmp_path / "nowhere.pth")
+        load_lpips(trunk_path=tmp_path / "nowhere.pth")
     assert "\n" not in str(error.value)
 
 
@@ -121,7 +121,7 @@ def test_lpips_with_a_vgg_checkpoint_is_zero_at_equality_and_positive_otherwise(
     features = torchvision.models.vgg16().features.state_dict()  # stand-in trunk weights: tests never download
     path = tmp_path / "vgg16.pth"
     torch.save({f"features.{k}": v for k, v in features.items()}, path)
-    model = load_lpips_vgg(path)
+    model = load_lpips(trunk_path=path)
     x, y = _images(0, 2, 3, 32, 32).float(), _images(1, 2, 3, 32, 32).float()
     from splat_train import lpips_loss
 
@@ -129,5 +129,5 @@ def test_lpips_with_a_vgg_checkpoint_is_zero_at_equality_and_positive_otherwise(
     assert (lpips_loss(model, x, y) > 0).all()
     assert not any(p.requires_grad for p in model.parameters())
     torch.save({"classifier.0.weight": torch.zeros(1)}, tmp_path / "other.pth")
-    with pytest.raises(ValueError, match="not a torchvision VGG16 checkpoint"):
-        load_lpips_vgg(tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="not a torchvision vgg checkpoint"):
+        load_lpips(trunk_path=tmp_path / "other.pth")

@@ -23,7 +23,7 @@ from rich.console import Console
 from splat_render import Cameras, Gaussians, render
 from splat_render.ply import save_ply
 from splat_train import NonFiniteLossError, TrainingStopped, distributed, run_stages
-from splat_train.perceptual import LPIPSWeightsMissing, load_lpips_vgg
+from splat_train.perceptual import LPIPSWeightsMissing, load_lpips
 
 from .cli import parse_experiment
 from .contract import App
@@ -44,7 +44,7 @@ def teacher_lpips_model(experiment: Any, *, train_the_teacher: bool) -> torch.nn
     if not train_the_teacher or stage not in ("all", "teacher") or config.lpips_start_step is None:
         return None
     try:
-        return load_lpips_vgg().to(experiment.device)
+        return load_lpips().to(experiment.device)
     except LPIPSWeightsMissing as error:
         raise ValueError(f"{error} (or pass --teacher.lpips-start-step None)") from None
 

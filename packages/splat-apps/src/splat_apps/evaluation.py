@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from splat_diffusion import Schedule
 from splat_render import Cameras, Gaussians, render
 from splat_train import GaussianDenoiser, ScoreAccumulator, ViewBatch, image_metrics, sample
-from splat_train.perceptual import LPIPSWeightsMissing, load_lpips_vgg
+from splat_train.perceptual import LPIPSWeightsMissing, load_lpips
 
 from .contract import Column, EvaluationProtocol, TableSpec
 from .experiment import EvalOptions
@@ -37,7 +37,7 @@ def load_lpips_or_note(enabled: bool, device: torch.device | str = "cpu") -> tup
     if not enabled:
         return None, "LPIPS off (--eval.no-lpips)"
     try:
-        return load_lpips_vgg().to(device), None
+        return load_lpips().to(device), None
     except LPIPSWeightsMissing as error:
         return None, f"LPIPS not computed: {error} (--eval.no-lpips turns it off)"
 

@@ -7,7 +7,7 @@ from .cycle import cycle_consistency_loss
 from .loop import LoopConfig, LoopProgress, LoopResult, LossOutput, NonFiniteLossError, TrainingStopped, run_loop
 from .losses import gaussian_map_loss, l1, l2, lpips_loss, ssim_loss
 from .metrics import ScoreAccumulator, image_metrics, psnr
-from .perceptual import LPIPSWeightsMissing, load_lpips_vgg
+from .perceptual import LPIPSWeightsMissing, load_lpips
 from .runs import StageConfigs, run_stages, stage_weights
 from .ssim import ssim
 from .stages import (
@@ -50,7 +50,7 @@ __all__ = [
     "image_metrics",
     "l1",
     "l2",
-    "load_lpips_vgg",
+    "load_lpips",
     "lpips_loss",
     "map_statistics",
     "multistep",

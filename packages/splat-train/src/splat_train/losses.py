@@ -41,7 +41,7 @@ def lpips_loss(
     prediction: Float[Tensor, "*batch 3 height width"],
     target: Float[Tensor, "*batch 3 height width"],
 ) -> Float[Tensor, "*batch"]:
-    """LPIPS-VGG per image; `model` from `splat_train.perceptual.load_lpips_vgg` (never a random backbone)."""
+    """LPIPS-VGG per image; `model` from `splat_train.perceptual.load_lpips` (never a random backbone)."""
     _check(prediction, target)
     return lpips_distance(model, prediction, target)
 

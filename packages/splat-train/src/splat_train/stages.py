@@ -203,7 +203,7 @@ def train_teacher(
 ) -> LoopResult:
     """Train a teacher on rendered target views (Splatter Image recipe)."""
     if config.lpips_start_step is not None and lpips_model is None:
-        raise ValueError("lpips_start_step is set but no lpips_model was given (see splat_train.load_lpips_vgg)")
+        raise ValueError("lpips_start_step is set but no lpips_model was given (see splat_train.load_lpips)")
     optimizer = torch.optim.Adam(teacher.parameters(), lr=config.learning_rate, eps=config.adam_eps)
     step_counter = {"step": 0}
     decay = learning_rate_decay(optimizer, config.lr_decay, config.loop.max_steps, config.warmup_steps)
