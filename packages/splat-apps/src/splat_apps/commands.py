@@ -32,6 +32,7 @@ from .experiment import build_student, check_experiment, load_trained_models, pr
 from .progress import ProgressDisplay
 from .run_dir import load_run_config, save_run_config
 from .run_lock import run_directory_lock
+from .tensorboard import TensorBoardLog
 from .visualize import check_animation_format, save_animation, save_image_grid
 
 T = TypeVar("T")
@@ -118,32 +119,49 @@ def _train(app: App, experiment: Any, console: Console) -> None:
     if given is not None:
         console.print(f"teacher: given weights {given}")
     phases = {}
-    with ProgressDisplay(console) as progress:
-        teacher, student = run_stages(
-            experiment.stage,
-            run_dir,
-            teacher,
-            lambda t: build_student(experiment, t),
-            batches,
-            experiment.stages,
-            train_the_teacher=given is None,
-            lpips_model=teacher_lpips_model(experiment, train_the_teacher=given is None),
-            report=console.print,
-            progress=_timed(progress, phases),
-        )
-    if experiment.stage not in ("all", "eval") or not distributed.is_main():
-        return
-    evaluation_started = time.perf_counter()
-    result, out_dir = run_evaluation(app, experiment, data, teacher, student, console)
-    phases["evaluation"] = time.perf_counter() - evaluation_started
+    board = TensorBoardLog(run_dir / "tensorboard") if distributed.is_main() else None
+    try:
+        with ProgressDisplay(console) as display:
+            teacher, student = run_stages(
+                experiment.stage,
+                run_dir,
+                teacher,
+                lambda t: build_student(experiment, t),
+                batches,
+                experiment.stages,
+                train_the_teacher=given is None,
+                lpips_model=teacher_lpips_model(experiment, train_the_teacher=given is None),
+                report=console.print,
+                progress=_timed(display if board is None else _both(display, board), phases),
+            )
+        if experiment.stage not in ("all", "eval") or board is None:
+            return
+        evaluation_started = time.perf_counter()
+        result, out_dir = run_evaluation(app, experiment, data, teacher, student, console)
+        phases["evaluation"] = time.perf_counter() - evaluation_started
+        board.add_evaluation(experiment.eval.split, result.summary, sorted(out_dir.glob("grid_*.png")))
+    finally:
+        if board is not None:
+            board.close()  # what was logged is kept when a stage stops on a signal or an error
     console.rule(f"done in {(time.perf_counter() - started) / 60:.1f} min")
     print_tables(result, console)
     if phases:
         console.print("time: " + " · ".join(f"{name} {seconds / 60:.1f} min" for name, seconds in phases.items()))
-    console.print(f"table: {out_dir / 'table.md'} · grids: {out_dir}/grid_*.png · log: {run_dir / 'metrics.jsonl'}")
+    console.print(
+        f"table: {out_dir / 'table.md'} · grids: {out_dir}/grid_*.png · log: {run_dir / 'metrics.jsonl'} · "
+        f"tensorboard --logdir {run_dir.parent}"
+    )
 
 
-def _timed(progress: ProgressDisplay, phases: dict[str, float]) -> Callable:
+def _both(first: Callable, second: Callable) -> Callable:
+    def report(update) -> None:
+        first(update)
+        second(update)
+
+    return report
+
+
+def _timed(progress: Callable, phases: dict[str, float]) -> Callable:
     """The progress callback, also recording each stage's wall time (first to last report) in `phases`."""
     starts: dict[str, float] = {}
 
