@@ -27,7 +27,7 @@ from app_srn import APP
 from app_srn.app import open_split
 from app_srn.data import default_input_view
 from app_srn.experiment import SRNExperiment
-from app_srn.research import student_scores, study_experiment, teacher_scores, teacher_view_psnr
+from app_srn.research import student_scores, study_experiment, teacher_scores, teacher_view_psnr, val_examples
 from splat_apps import collate
 from splat_apps.experiment import build_student, demo_loop
 from splat_apps.statistics import paired_difference
@@ -58,10 +58,11 @@ def teacher_curve(run_dir: Path, steps: int, lr_decay: str, argv: list[str]) -> 
     started = time.time()
     run_stages("teacher", run_dir, teacher, None, batches, experiment.stages)
     print(json.dumps({"teacher_train_s": round(time.time() - started)}), flush=True)
+    examples = val_examples(experiment, data)
     for path in list_checkpoints(run_dir / "checkpoints" / "teacher"):
         state = load_checkpoint(path)
         teacher.load_state_dict(state.ema)
-        per_object = [item["novel"]["psnr"] for item in teacher_scores(experiment, data, teacher).values()]
+        per_object = [item["novel"]["psnr"] for item in teacher_scores(experiment, examples, teacher).values()]
         print(json.dumps({"step": state.step, "val_psnr": sum(per_object) / len(per_object)}), flush=True)
 
 
@@ -298,7 +299,7 @@ def versus(run_dir: Path, teacher_checkpoint: Path, argv: list[str]) -> None:
     data = APP.data(experiment)
     teacher = APP.teacher(experiment, data)
     teacher.load_state_dict(load_checkpoint(teacher_checkpoint).ema)
-    teachers = teacher_scores(experiment, data, teacher)
+    teachers = teacher_scores(experiment, val_examples(experiment, data), teacher)
     difference = paired_difference({"student": students, "teacher": teachers}, "student", "teacher", "novel", "psnr")
     if difference is None:
         raise SystemExit(f"{run_dir}'s student and {teacher_checkpoint} share no validation object")

@@ -11,7 +11,6 @@ at once (rows that others wait for first), each on one torch thread, each resuma
 finished row (`<row>/row.json`) is never run again."""
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -25,11 +24,12 @@ import torch
 
 from splat_apps.experiment import build_student, demo_loop
 from splat_apps.statistics import PairedDifference, paired_difference
+from splat_teachers.checkpoints import atomic_write
 from splat_train import run_stages
 from splat_train.checkpoint import latest_checkpoint, load_checkpoint
 
 from .app import APP
-from .research import PerObject, student_scores, study_experiment, teacher_scores
+from .research import PerObject, student_scores, study_experiment, teacher_scores, val_examples
 
 # The study's best recipe so far (docs/research/student-vs-teacher.md, items 20 and 26): 100 training cars, a
 # 16-channel teacher, the skip-connected output from t* = 2, three DDIM steps from t ≤ 6, stage 2 at lr 1e-4.
@@ -135,10 +135,7 @@ def _copy_parent_stage_1(row: Row, out_dir: Path) -> None:
     target = out_dir / row.name / "checkpoints" / "bootstrap" / source.name
     if target.is_file():
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    shutil.copyfile(source, partial)
-    os.replace(partial, target)
+    atomic_write(target, lambda partial: shutil.copyfile(source, partial))
 
 
 def run_row(name: str, out_dir: Path, argv: list[str], teacher_checkpoint: Path | None, teacher_steps: int) -> dict:
@@ -188,7 +185,7 @@ def run_row(name: str, out_dir: Path, argv: list[str], teacher_checkpoint: Path 
             checkpoint = latest_checkpoint(row_dir / "checkpoints" / "teacher")
         network.load_state_dict(load_checkpoint(checkpoint).ema)
         trained_s = time.time() - started
-        per_item = teacher_scores(experiment, data, network)
+        per_item = teacher_scores(experiment, val_examples(experiment, data), network)
         result = {"checkpoint": str(checkpoint)}
     scores = [item["novel"]["psnr"] for item in per_item.values()]
     result |= {
@@ -199,10 +196,7 @@ def run_row(name: str, out_dir: Path, argv: list[str], teacher_checkpoint: Path 
         "score_s": round(time.time() - started - trained_s),
         "per_item": per_item,
     }
-    row_dir.mkdir(parents=True, exist_ok=True)
-    partial = done.with_name(f"row.json.tmp-{os.getpid()}")
-    partial.write_text(json.dumps(result))
-    os.replace(partial, done)
+    atomic_write(done, lambda partial: partial.write_text(json.dumps(result)))
     return result
 
 

@@ -56,15 +56,13 @@ def teacher_view_psnr(teacher: nn.Module, batch, background: torch.Tensor) -> fl
     return float(psnr(rendered, batch.target_images[0]).mean())
 
 
-def teacher_scores(experiment: SRNExperiment, data: Path, teacher: nn.Module) -> PerObject:
-    """A deterministic network's novel-view PSNR per validation object (the scores the protocol gives a teacher)."""
+def teacher_scores(experiment: SRNExperiment, examples: list[tuple[str, object]], teacher: nn.Module) -> PerObject:
+    """A deterministic network's novel-view PSNR per object of `examples` (`val_examples`: the scores the protocol
+    gives a teacher)."""
     background = torch.tensor(experiment.background)
     teacher.eval()
     with torch.no_grad():
-        return {
-            name: {"novel": {"psnr": teacher_view_psnr(teacher, batch, background)}}
-            for name, batch in val_examples(experiment, data)
-        }
+        return {name: {"novel": {"psnr": teacher_view_psnr(teacher, batch, background)}} for name, batch in examples}
 
 
 def student_scores(experiment: SRNExperiment, data: Path, teacher: nn.Module, student: nn.Module) -> dict:

